@@ -1,0 +1,1 @@
+"""Benchmarks for Hotline (`make bench` → `python -m bench.run`)."""

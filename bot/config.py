@@ -1,0 +1,118 @@
+"""Configuration from the environment (SPEC 2).
+
+Every name read here is listed in `.env.example`. `.env` is read when present,
+but never overrides a variable the environment already sets.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LOCAL_TWILIO_TOKEN = "local-mode-twilio-token"
+
+
+def load_dotenv_once() -> None:
+    """Read `.env` from the project root, if there is one."""
+    from dotenv import load_dotenv
+
+    load_dotenv(ROOT / ".env", override=False)
+
+
+def _path(value: str) -> Path:
+    """Relative paths are read from the project root, whatever the working directory."""
+    path = Path(value)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    public_base_url: str = "http://127.0.0.1:8000"
+    local_mode: bool = False
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_messaging_service_sid: str = ""
+    zendesk_subdomain: str = ""
+    zendesk_email: str = ""
+    zendesk_api_token: str = ""
+    zendesk_webhook_secret: str = ""
+    sendgrid_inbound_user: str = ""
+    sendgrid_inbound_password: str = ""
+    admin_password: str = ""
+    settings_path: Path = ROOT / "config" / "settings.yaml"
+    templates_dir: Path = ROOT / "templates"
+    spool_dir: Path = ROOT / "var" / "spool"
+    local_db: Path = ROOT / "var" / "local.sqlite3"
+    queue_name: str = "hotline"
+    max_body_bytes: int = 64 * 1024
+    web_redis_timeout: float = 0.25
+    http_timeout: float = 10.0
+    maintenance_interval: float = 2.0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Config":
+        """Build the configuration from `env` (default: `os.environ`)."""
+        env = os.environ if env is None else env
+        local = _bool(env.get("HOTLINE_LOCAL_MODE"))
+
+        def get(name: str, default: str = "") -> str:
+            return (env.get(name) or default).strip()
+
+        return cls(
+            redis_url=get("REDIS_URL", cls.redis_url),
+            public_base_url=get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
+            local_mode=local,
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN", LOCAL_TWILIO_TOKEN if local else ""),
+            twilio_from_number=get("TWILIO_FROM_NUMBER"),
+            twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
+            zendesk_subdomain=get("ZENDESK_SUBDOMAIN"),
+            zendesk_email=get("ZENDESK_EMAIL"),
+            zendesk_api_token=get("ZENDESK_API_TOKEN"),
+            zendesk_webhook_secret=get("ZENDESK_WEBHOOK_SECRET"),
+            sendgrid_inbound_user=get("SENDGRID_INBOUND_USER"),
+            sendgrid_inbound_password=get("SENDGRID_INBOUND_PASSWORD"),
+            admin_password=get("ADMIN_PASSWORD"),
+            settings_path=_path(get("HOTLINE_SETTINGS", str(cls.settings_path))),
+            templates_dir=_path(get("HOTLINE_TEMPLATES_DIR", str(cls.templates_dir))),
+            spool_dir=_path(get("HOTLINE_SPOOL_DIR", str(cls.spool_dir))),
+            local_db=_path(get("HOTLINE_LOCAL_DB", str(cls.local_db))),
+            queue_name=get("HOTLINE_QUEUE", cls.queue_name),
+            max_body_bytes=int(get("HOTLINE_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            http_timeout=float(get("HOTLINE_HTTP_TIMEOUT", str(cls.http_timeout))),
+            maintenance_interval=float(
+                get("HOTLINE_MAINTENANCE_INTERVAL", str(cls.maintenance_interval))
+            ),
+        )
+
+    @property
+    def has_zendesk(self) -> bool:
+        return bool(self.zendesk_subdomain and self.zendesk_email and self.zendesk_api_token)
+
+    @property
+    def has_twilio(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token
+                    and (self.twilio_from_number or self.twilio_messaging_service_sid))
+
+    def problems(self) -> list[str]:
+        """What keeps this configuration from running outside local mode."""
+        if self.local_mode:
+            return []
+        out = []
+        if not self.has_zendesk:
+            out.append("Zendesk credentials missing: ZENDESK_SUBDOMAIN, ZENDESK_EMAIL, ZENDESK_API_TOKEN")
+        if not self.has_twilio:
+            out.append("Twilio credentials missing: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+                       "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        if not self.public_base_url.startswith("https://"):
+            out.append("PUBLIC_BASE_URL should be the https:// URL Twilio and Zendesk call")
+        return out

@@ -1,0 +1,373 @@
+"""Which requester, which ticket, and writing a conversation's messages to it (SPEC 4).
+
+A conversation's pending events (see `bot.intake`) are taken by whichever
+worker holds the conversation's lock, oldest first, and written as one
+comment per batch: a burst of texts costs one or two ticket writes and never
+opens two tickets. Hotline's own map (Redis) is trusted over Zendesk search,
+which lags creation by minutes.
+
+Every write to Zendesk is preceded by an intent in the conversation map; if
+the outcome of a write is unknown (timeout), the next attempt asks Zendesk
+whether it happened (ticket external id, audit metadata) instead of writing
+again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import redis
+
+from bot import keys
+from bot.desk import NewComment, NewTicket, Ticket
+from bot.errors import PermanentError, TicketClosed, TransientError, UpdateConflict
+from bot.events import InboundMessage
+from bot.phones import display, mask
+
+log = logging.getLogger("hotline.conversations")
+
+BATCH_MAX = 50
+LOCK_TTL_MS = 120_000
+OPEN_STATUSES = {"new", "open", "pending", "hold"}
+REOPEN_STATUSES = {"pending", "solved"}
+REFERENCE = re.compile(r"(?:#\s?|\b(?:ticket|case|caso)\s*(?:no\.?|number|n[úu]mero)?\s*#?\s*)(\d{2,12})\b",
+                       re.IGNORECASE)
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# Drop the conversation from the pending index only if nothing is pending.
+_SETTLE = """
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) return 1 end
+return 0
+"""
+
+
+class Lock:
+    """A per-conversation lock with an owner token, so only its holder frees it."""
+
+    def __init__(self, conn: redis.Redis, conv_id: str):
+        self.conn, self.key, self.token = conn, keys.lock(conv_id), uuid.uuid4().hex
+
+    def acquire(self) -> bool:
+        return bool(self.conn.set(self.key, self.token, nx=True, px=LOCK_TTL_MS))
+
+    def extend(self) -> None:
+        self.conn.eval(_EXTEND, 1, self.key, self.token, LOCK_TTL_MS)
+
+    def release(self) -> None:
+        self.conn.eval(_RELEASE, 1, self.key, self.token)
+
+
+@dataclass
+class Pending:
+    member: bytes
+    message: InboundMessage
+
+
+@dataclass
+class Result:
+    ticket: Ticket
+    created: bool
+
+
+def _s(value) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+def load_pending(conn: redis.Redis, conv_id: str) -> list[Pending]:
+    raw = conn.zrange(keys.pending(conv_id), 0, BATCH_MAX - 1)
+    return [Pending(m, InboundMessage.from_dict(json.loads(m))) for m in raw]
+
+
+def process(rt, conv_id: str) -> int:
+    """Bring conversation `conv_id` up to date in the desk; returns events written.
+
+    Safe to call from any number of workers at once: the one holding the lock
+    works; the others return, and the holder looks again after letting go, so
+    no event is left behind.
+    """
+    written = 0
+    while True:
+        lock = Lock(rt.redis, conv_id)
+        if not lock.acquire():
+            return written
+        try:
+            while batch := load_pending(rt.redis, conv_id):
+                try:
+                    written += write_batch(rt, conv_id, batch)
+                except PermanentError as exc:
+                    set_aside(rt, conv_id, batch, exc)
+                lock.extend()
+        finally:
+            lock.release()
+        if rt.redis.eval(_SETTLE, 2, keys.pending(conv_id), keys.PENDING_INDEX, conv_id):
+            return written
+
+
+def set_aside(rt, conv_id: str, batch: list[Pending], exc: PermanentError) -> None:
+    """A batch the desk refuses for good: keep it, tell the agent, let the rest go on.
+
+    The events move to the conversation's dead-letter set, from which
+    `flask hotline failed requeue` puts them back.
+    """
+    conn = rt.redis
+    pipe = conn.pipeline(transaction=True)
+    for p in batch:
+        pipe.zadd(keys.dead(conv_id), {p.member: p.message.received_at * 1000})
+    pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
+    pipe.sadd(keys.DEAD_INDEX, conv_id)
+    pipe.execute()
+    log.error("conversation.set-aside", extra={"conv": conv_id, "events": len(batch),
+                                               "error": str(exc)[:200]})
+    ticket_id = _s(conn.hget(keys.conversation(conv_id), "ticket_id"))
+    if ticket_id:
+        note = (f"Hotline could not add {len(batch)} message(s) from the customer to this ticket: "
+                f"{exc}. They are kept; an operator can replay them with "
+                f"`flask hotline failed requeue`.")
+        try:
+            rt.desk.add_comment(int(ticket_id), NewComment(body=note, public=False))
+        except (PermanentError, TransientError):
+            log.error("conversation.note-failed", extra={"conv": conv_id})
+
+
+# -- requester ---------------------------------------------------------------
+
+def resolve_requester(rt, conv_key: str, phone: str, conv: dict) -> int:
+    """The requester's desk user id: Hotline's map, then desk search, else a new user."""
+    if conv.get("user_id"):
+        return int(conv["user_id"])
+    user_id = rt.desk.find_user_by_phone(phone)
+    if user_id is None:
+        user_id = rt.desk.create_user(display(phone), phone)
+        log.info("conversation.user-created", extra={"phone": mask(phone), "user_id": user_id})
+    rt.redis.hset(keys.conversation(conv_key), "user_id", user_id)
+    return user_id
+
+
+# -- ticket ------------------------------------------------------------------
+
+def _updated_at(ticket: Ticket) -> datetime | None:
+    try:
+        return datetime.fromisoformat(ticket.updated_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def usable(ticket: Ticket, reopen_window_hours: float, now: datetime) -> bool:
+    """Whether a new message may go on `ticket` (solved ones only inside the window).
+
+    Zendesk gives no solved time on the ticket itself; its last update is
+    used, which for a solved ticket is when it was solved unless it was
+    touched since.
+    """
+    if ticket.status in OPEN_STATUSES:
+        return True
+    if ticket.status == "solved":
+        updated = _updated_at(ticket)
+        return updated is not None and now - updated <= timedelta(hours=reopen_window_hours)
+    return False
+
+
+def referenced_ticket(rt, texts: list[str], user_id: int) -> Ticket | None:
+    """A ticket the customer names (`#1234`, `ticket 1234`) that is theirs."""
+    for text in texts:
+        for match in REFERENCE.finditer(text or ""):
+            ticket = rt.desk.get_ticket(int(match.group(1)))
+            if ticket and ticket.requester_id == user_id:
+                return ticket
+    return None
+
+
+def compose(rt, messages: list[InboundMessage]) -> str:
+    """One comment for a batch: the text itself, or each text with its time."""
+    if len(messages) == 1:
+        return messages[0].body or "(empty message)"
+    tz = rt.settings.timezone
+    lines = []
+    for m in messages:
+        at = datetime.fromtimestamp(m.received_at, tz).strftime("%H:%M:%S")
+        lines.append(f"[{at}] {m.body or '(empty message)'}")
+    return "\n".join(lines)
+
+
+def attach_media(rt, messages: list[InboundMessage]) -> tuple[list[str], list[str]]:
+    """Download, check and upload each MMS medium; returns (tokens, notes for the comment)."""
+    tokens, notes = [], []
+    allowed = rt.settings.media_allowed_types
+    for m in messages:
+        for i, media in enumerate(m.media):
+            cache_key = keys.intent(f"upload:{m.provider_id}:{i}")
+            cached = rt.redis.get(cache_key)
+            if cached:
+                tokens.append(_s(cached))
+                continue
+            declared = (media.content_type or "").lower()
+            if allowed and declared and declared not in allowed:
+                notes.append(f"(attachment {i + 1} not kept: type {declared} is not accepted)")
+                continue
+            try:
+                file = rt.phone.fetch_media(media.url, rt.settings.media_max_bytes)
+            except PermanentError as exc:
+                notes.append(f"(attachment {i + 1} not kept: {exc})")
+                continue
+            if allowed and file.content_type not in allowed:
+                notes.append(f"(attachment {i + 1} not kept: type {file.content_type} is not accepted)")
+                continue
+            ext = mimetypes.guess_extension(file.content_type) or ".bin"
+            token = rt.desk.upload(f"{m.provider_id}-{i + 1}{ext}", file.content, file.content_type)
+            # Zendesk keeps an unused upload token for a while; a retry reuses it.
+            rt.redis.set(cache_key, token, ex=30 * 60)
+            tokens.append(token)
+    return tokens, notes
+
+
+def _location(message: InboundMessage) -> str:
+    loc = message.location or {}
+    parts = [p.title() if p.isupper() and len(p) > 2 else p
+             for p in (loc.get("city"), loc.get("state"), loc.get("country")) if p]
+    return ", ".join(parts)
+
+
+def _new_ticket(rt, user_id: int, first: InboundMessage, comment: NewComment, batch_id: str,
+                followup_of: int | None, with_media: bool) -> NewTicket:
+    where = _location(first)
+    tags = ["hotline", "sms"] + (["mms"] if with_media else [])
+    fields = {}
+    if rt.settings.location_field_id and where:
+        fields[rt.settings.location_field_id] = where
+    subject = f"Text message from {where}" if where else "Text message"
+    return NewTicket(requester_id=user_id, subject=subject, comment=comment, tags=tags,
+                     external_id=f"hotline-{batch_id}", followup_of=followup_of,
+                     custom_fields=fields)
+
+
+def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
+            new_ticket, batch_id: str, record) -> Result:
+    """Put `comment` on the right ticket, opening one if needed (SPEC 4 order).
+
+    `record(kind, ticket_id)` is called before each write, so an unknown
+    outcome can be checked later; `new_ticket(followup_of)` builds the ticket.
+    """
+    desk = rt.desk
+
+    def create(followup_of):
+        record("create", None)
+        return Result(desk.create_ticket(new_ticket(followup_of)), True)
+
+    def update(ticket_id, **kw):
+        record("update", ticket_id)
+        return Result(desk.add_comment(ticket_id, comment, batch_id=batch_id, **kw), False)
+
+    now = datetime.now(timezone.utc)
+    current = int(conv["ticket_id"]) if conv.get("ticket_id") else None
+    named = referenced_ticket(rt, texts, user_id)
+    target = named.id if named else current
+
+    # Fast path: nobody touched the ticket since Hotline last wrote it, so it
+    # is still open — one safe update, no read.
+    stamp = conv.get("ticket_stamp")
+    if target and target == current and stamp and conv.get("ticket_status") in OPEN_STATUSES:
+        try:
+            return update(target, updated_stamp=stamp)
+        except UpdateConflict:
+            pass
+        except TicketClosed:
+            return create(target)
+
+    ticket = named or (desk.get_ticket(target) if target else None)
+    if ticket and usable(ticket, rt.settings.reopen_window_hours, now):
+        status = "open" if ticket.status in REOPEN_STATUSES else None
+        try:
+            return update(ticket.id, status=status)
+        except TicketClosed:
+            ticket.status = "closed"
+    return create(ticket.id if ticket and ticket.status == "closed" else None)
+
+
+def _settled_before(rt, intent: dict | None, batch_ids: list[str]) -> Ticket | None:
+    """After a write whose outcome was unknown: did it happen? Returns its ticket."""
+    if not intent or intent["events"] != batch_ids:
+        return None
+    if intent["kind"] == "create":
+        return rt.desk.find_ticket_by_external_id(f"hotline-{intent['batch']}")
+    if rt.desk.batch_written(intent["ticket"], intent["batch"]):
+        return rt.desk.get_ticket(intent["ticket"])
+    return None
+
+
+def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
+    """Write one batch of a conversation's events to the desk; returns its size."""
+    conn = rt.redis
+    conv_map = keys.conversation(conv_id)
+    conv = {_s(k): _s(v) for k, v in conn.hgetall(conv_map).items()}
+    intent = json.loads(conv.get("intent") or "null")
+    if intent:
+        # A write of exactly these events may have happened: settle them alone.
+        batch = [p for p in batch if p.message.event_id in set(intent["events"])] or batch
+    messages = [p.message for p in batch]
+    first = messages[0]
+    phone = first.sender
+    if not conv.get("phone"):
+        conn.hset(conv_map, "phone", phone)
+    user_id = resolve_requester(rt, conv_id, phone, conv)
+    batch_ids = [m.event_id for m in messages]
+    batch_id = first.event_id
+
+    prior = _settled_before(rt, intent, batch_ids)
+    if prior:
+        result = Result(prior, intent["kind"] == "create")
+        log.info("conversation.write-confirmed", extra={"conv": conv_id, "ticket": prior.id})
+    else:
+        tokens, notes = attach_media(rt, messages)
+        body = compose(rt, messages)
+        if notes:
+            body += "\n\n" + "\n".join(notes)
+        comment = NewComment(body=body, author_id=user_id, public=True, uploads=tokens)
+
+        def new_ticket(followup_of):
+            return _new_ticket(rt, user_id, first, comment, batch_id, followup_of,
+                               any(m.media for m in messages))
+
+        def record(kind, ticket_id):
+            conn.hset(conv_map, "intent", json.dumps(
+                {"kind": kind, "batch": batch_id, "events": batch_ids, "ticket": ticket_id}))
+
+        try:
+            result = deliver(rt, conv, user_id, [m.body for m in messages], comment,
+                             new_ticket, batch_id, record)
+        except TransientError as exc:
+            if not exc.unknown_outcome:
+                conn.hdel(conv_map, "intent")
+            raise
+        except PermanentError:
+            conn.hdel(conv_map, "intent")
+            raise
+
+    pipe = conn.pipeline(transaction=True)
+    pipe.hset(conv_map, mapping={"ticket_id": result.ticket.id,
+                                 "ticket_stamp": result.ticket.updated_at,
+                                 "ticket_status": result.ticket.status})
+    pipe.hdel(conv_map, "intent")
+    pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
+    for m in messages:
+        pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
+    pipe.execute()
+    log.info("conversation.written", extra={
+        "conv": conv_id, "ticket": result.ticket.id, "events": len(batch),
+        "new_ticket": result.created, "from": mask(phone)})
+    if result.created:
+        from bot import jobs
+
+        jobs.schedule_autoreply(rt, conv_id, result.ticket.id)
+    return len(batch)

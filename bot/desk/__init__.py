@@ -1,0 +1,57 @@
+"""The help desk behind one small interface: Zendesk (zenpy) or the local SQLite desk.
+
+Jobs talk to a `Desk`; which one is chosen by `bot.runtime` from the
+configuration (SPEC 2 embedded defaults).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class Ticket:
+    id: int
+    status: str
+    requester_id: int | None
+    updated_at: str = ""       # Zendesk's stamp; also the safe-update token
+
+
+@dataclass
+class NewComment:
+    body: str
+    author_id: int | None = None   # None: Hotline's own API user (internal notes)
+    public: bool = True
+    uploads: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NewTicket:
+    requester_id: int
+    subject: str
+    comment: NewComment
+    tags: list[str] = field(default_factory=list)
+    external_id: str | None = None
+    followup_of: int | None = None
+    custom_fields: dict[int, str] = field(default_factory=dict)
+
+
+class Desk(Protocol):
+    """What Hotline needs from a help desk."""
+
+    def find_user_by_phone(self, phone: str) -> int | None: ...
+
+    def create_user(self, name: str, phone: str) -> int: ...
+
+    def get_ticket(self, ticket_id: int) -> Ticket | None: ...
+
+    def find_ticket_by_external_id(self, external_id: str) -> Ticket | None: ...
+
+    def create_ticket(self, ticket: NewTicket) -> Ticket: ...
+
+    def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
+                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket: ...
+
+    def batch_written(self, ticket_id: int, batch_id: str) -> bool: ...
+
+    def upload(self, filename: str, content: bytes, content_type: str) -> str: ...

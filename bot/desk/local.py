@@ -1,0 +1,153 @@
+"""The local desk: tickets in SQLite, for `make run` without Zendesk credentials.
+
+Behaves like Zendesk where Hotline depends on it (statuses, closed tickets
+refusing updates, safe updates, follow-ups) so rules and templates can be
+tried before touching production. Tests of Zendesk behaviour use the real
+zenpy client against `responses`, never this.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bot.desk import NewComment, NewTicket, Ticket
+from bot.errors import TicketClosed, UpdateConflict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, phone TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS tickets (
+  id INTEGER PRIMARY KEY, status TEXT, requester_id INTEGER, subject TEXT, tags TEXT,
+  external_id TEXT, followup_of INTEGER, custom_fields TEXT, created_at TEXT, updated_at TEXT);
+CREATE TABLE IF NOT EXISTS comments (
+  id INTEGER PRIMARY KEY, ticket_id INTEGER, author_id INTEGER, body TEXT, public INTEGER,
+  uploads TEXT, batch_id TEXT, created_at TEXT);
+CREATE TABLE IF NOT EXISTS uploads (
+  token TEXT PRIMARY KEY, filename TEXT, content_type TEXT, size INTEGER, content BLOB);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class LocalDesk:
+    """`bot.desk.Desk` over a SQLite file."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.path, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            yield db
+            db.commit()
+        finally:
+            db.close()
+
+    @staticmethod
+    def _ticket(row) -> Ticket:
+        return Ticket(id=row["id"], status=row["status"], requester_id=row["requester_id"],
+                      updated_at=row["updated_at"])
+
+    def find_user_by_phone(self, phone: str) -> int | None:
+        with self._db() as db:
+            row = db.execute("SELECT id FROM users WHERE phone = ?", (phone,)).fetchone()
+        return row["id"] if row else None
+
+    def create_user(self, name: str, phone: str) -> int:
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO users (name, phone) VALUES (?, ?)", (name, phone))
+            return db.execute("SELECT id FROM users WHERE phone = ?", (phone,)).fetchone()["id"]
+
+    def get_ticket(self, ticket_id: int) -> Ticket | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+        return self._ticket(row) if row else None
+
+    def find_ticket_by_external_id(self, external_id: str) -> Ticket | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM tickets WHERE external_id = ?", (external_id,)).fetchone()
+        return self._ticket(row) if row else None
+
+    def create_ticket(self, ticket: NewTicket) -> Ticket:
+        now = _now()
+        with self._db() as db:
+            cur = db.execute(
+                "INSERT INTO tickets (status, requester_id, subject, tags, external_id, followup_of,"
+                " custom_fields, created_at, updated_at) VALUES ('new', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ticket.requester_id, ticket.subject, " ".join(ticket.tags), ticket.external_id,
+                 ticket.followup_of, json.dumps(ticket.custom_fields), now, now))
+            self._insert_comment(db, cur.lastrowid, ticket.comment, None, now)
+            row = db.execute("SELECT * FROM tickets WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return self._ticket(row)
+
+    def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
+                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket:
+        now = _now()
+        with self._db() as db:
+            row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            if row["status"] == "closed":
+                raise TicketClosed("ticket is closed", status=422)
+            if updated_stamp and row["updated_at"] != updated_stamp:
+                raise UpdateConflict("ticket changed", status=409)
+            db.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
+                       (status or row["status"], now, ticket_id))
+            self._insert_comment(db, ticket_id, comment, batch_id, now)
+            row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+        return self._ticket(row)
+
+    @staticmethod
+    def _insert_comment(db, ticket_id, comment: NewComment, batch_id, now) -> None:
+        db.execute(
+            "INSERT INTO comments (ticket_id, author_id, body, public, uploads, batch_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, comment.author_id, comment.body, int(comment.public),
+             json.dumps(comment.uploads), batch_id, now))
+
+    def batch_written(self, ticket_id: int, batch_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM comments WHERE ticket_id = ? AND batch_id = ?",
+                              (ticket_id, batch_id)).fetchone() is not None
+
+    def upload(self, filename: str, content: bytes, content_type: str) -> str:
+        token = uuid.uuid4().hex
+        with self._db() as db:
+            db.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
+                       (token, filename, content_type, len(content), content))
+        return token
+
+    # -- for the browser view (web/local.py) and operators ------------------
+
+    def set_status(self, ticket_id: int, status: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
+                       (status, _now(), ticket_id))
+
+    def tickets(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT t.*, u.name AS requester FROM tickets t LEFT JOIN users u"
+                " ON u.id = t.requester_id ORDER BY t.id DESC LIMIT 200").fetchall()
+        return [dict(r) for r in rows]
+
+    def comments(self, ticket_id: int) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT c.*, u.name AS author FROM comments c LEFT JOIN users u"
+                " ON u.id = c.author_id WHERE ticket_id = ? ORDER BY c.id", (ticket_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def upload_content(self, token: str) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM uploads WHERE token = ?", (token,)).fetchone()
+        return dict(row) if row else None

@@ -1,0 +1,145 @@
+"""The Zendesk desk, through zenpy.
+
+zenpy is configured so it never stalls a worker: an HTTP timeout on every
+call, no object cache (not thread-safe), and a response hook that turns 429,
+409, 422, 404 and 5xx into Hotline's own errors before zenpy's sleep-on-429
+loop can see them — the job reschedules itself for `Retry-After` instead.
+"""
+from __future__ import annotations
+
+import io
+import logging
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.api_objects import Comment, Ticket as ZTicket, User
+
+from bot.desk import NewComment, NewTicket, Ticket
+from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
+
+log = logging.getLogger("hotline.zendesk")
+
+
+def _raise_for_status(response: requests.Response, *args, **kwargs) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    text = response.text[:500]
+    if status == 429:
+        try:
+            retry_after = float(response.headers.get("Retry-After", "60"))
+        except ValueError:
+            retry_after = 60.0
+        raise TransientError("zendesk rate limited", status=429, retry_after=retry_after)
+    if status >= 500:
+        raise TransientError(f"zendesk {status}", status=status)
+    if status == 409:
+        raise UpdateConflict("zendesk update conflict", status=409)
+    if status == 404:
+        raise NotFound("zendesk record not found", status=404)
+    if status == 422 and "closed" in text.lower():
+        raise TicketClosed("zendesk ticket is closed", status=422)
+    raise PermanentError(f"zendesk {status}: {text}", status=status)
+
+
+def _ticket(obj) -> Ticket:
+    requester = getattr(obj, "requester_id", None)
+    updated = getattr(obj, "updated_at", None) or ""
+    return Ticket(id=int(obj.id), status=str(obj.status), requester_id=requester,
+                  updated_at=str(updated))
+
+
+class ZendeskDesk:
+    """`bot.desk.Desk` over the Zendesk API."""
+
+    def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0):
+        session = requests.Session()
+        session.hooks["response"].append(_raise_for_status)
+        self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
+                            timeout=timeout, disable_cache=True)
+
+    def _do(self, fn, *args, write: bool = False, **kwargs):
+        """Run one zenpy call, mapping network failures to TransientError."""
+        try:
+            return fn(*args, **kwargs)
+        except requests.ConnectionError as exc:
+            if isinstance(exc, requests.ConnectTimeout):
+                raise TransientError("zendesk unreachable") from exc
+            raise TransientError("zendesk connection failed", unknown_outcome=write) from exc
+        except requests.Timeout as exc:
+            raise TransientError("zendesk timed out", unknown_outcome=write) from exc
+
+    def find_user_by_phone(self, phone: str) -> int | None:
+        # Zendesk search wants the number without '+'. It lags creation by
+        # minutes, so callers look in Hotline's own map first.
+        results = self._do(self.client.search, type="user", phone=phone.lstrip("+"))
+        for user in self._do(lambda: list(results)[:1]):
+            return int(user.id)
+        return None
+
+    def create_user(self, name: str, phone: str) -> int:
+        user = self._do(self.client.users.create,
+                        User(name=name, phone=phone, role="end-user"), write=True)
+        return int(user.id)
+
+    def get_ticket(self, ticket_id: int) -> Ticket | None:
+        try:
+            return _ticket(self._do(self.client.tickets, id=ticket_id))
+        except NotFound:
+            return None
+
+    def find_ticket_by_external_id(self, external_id: str) -> Ticket | None:
+        found = self._do(lambda: list(self.client.tickets(external_id=external_id)))
+        return _ticket(found[0]) if found else None
+
+    def create_ticket(self, ticket: NewTicket) -> Ticket:
+        fields = dict(
+            requester_id=ticket.requester_id,
+            submitter_id=ticket.requester_id,
+            subject=ticket.subject,
+            comment=self._comment(ticket.comment),
+            tags=ticket.tags,
+        )
+        if ticket.external_id:
+            fields["external_id"] = ticket.external_id
+        if ticket.followup_of:
+            fields["via_followup_source_id"] = ticket.followup_of
+        if ticket.custom_fields:
+            fields["custom_fields"] = [{"id": k, "value": v} for k, v in ticket.custom_fields.items()]
+        audit = self._do(self.client.tickets.create, ZTicket(**fields), write=True)
+        return _ticket(audit.ticket)
+
+    def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
+                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket:
+        fields = dict(id=ticket_id, comment=self._comment(comment))
+        if status:
+            fields["status"] = status
+        if updated_stamp:
+            fields["safe_update"] = True
+            fields["updated_stamp"] = updated_stamp
+        if batch_id:
+            fields["metadata"] = {"hotline_batch": batch_id}
+        audit = self._do(self.client.tickets.update, ZTicket(**fields), write=True)
+        return _ticket(audit.ticket)
+
+    def batch_written(self, ticket_id: int, batch_id: str) -> bool:
+        audits = self._do(lambda: list(self.client.tickets.audits(ticket=ticket_id)))
+        for audit in audits:
+            custom = ((getattr(audit, "metadata", None) or {}).get("custom") or {})
+            if custom.get("hotline_batch") == batch_id:
+                return True
+        return False
+
+    def upload(self, filename: str, content: bytes, content_type: str) -> str:
+        upload = self._do(self.client.attachments.upload, io.BytesIO(content),
+                          target_name=filename, content_type=content_type, write=True)
+        return upload.token
+
+    @staticmethod
+    def _comment(comment: NewComment) -> Comment:
+        fields = dict(body=comment.body, public=comment.public)
+        if comment.author_id:
+            fields["author_id"] = comment.author_id
+        if comment.uploads:
+            fields["uploads"] = comment.uploads
+        return Comment(**fields)

@@ -1,0 +1,51 @@
+"""Normalised events: what `handlers/` hand to `bot/` (SPEC 3.2).
+
+`bot/` never reads a provider's field names; it reads these.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Media:
+    url: str
+    content_type: str = ""
+
+
+@dataclass
+class InboundMessage:
+    """A customer's text (SMS or MMS) as Hotline received it."""
+
+    provider_id: str
+    sender: str
+    body: str = ""
+    recipient: str = ""
+    channel: str = "sms"
+    source: str = "twilio"
+    media: list[Media] = field(default_factory=list)
+    location: dict[str, str] = field(default_factory=dict)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received_at: float = field(default_factory=time.time)
+
+    kind = "inbound_message"
+
+    @property
+    def conversation_key(self) -> str:
+        """The conversation this message belongs to: channel family + sender."""
+        return f"phone:{self.sender}"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.source}:{self.channel}:{self.provider_id}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "InboundMessage":
+        data = {k: v for k, v in data.items() if k != "kind"}
+        data["media"] = [Media(**m) for m in data.get("media", [])]
+        return cls(**data)

@@ -1,0 +1,140 @@
+"""Accepting an event: claim it once, queue it in its conversation, hand it to RQ.
+
+This is the only thing the web tier does with an event (SPEC 3.3, 3.4):
+
+1. one Lua script atomically claims the provider's id (a duplicate stops
+   here), gives the conversation an opaque id, and adds the event to the
+   conversation's pending set, scored by the time it was received — so a
+   conversation's messages reach Zendesk in the order they arrived, whichever
+   worker takes them;
+2. a job `process_conversation(conv_id)` is enqueued — its only argument is
+   that opaque id, so no phone number or text sits in a job's arguments;
+3. if Redis cannot do either, the event goes to the local spool and is
+   forwarded from there later by `drain_spool`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from enum import Enum
+from pathlib import Path
+
+import redis
+from rq import Queue
+
+from bot import keys, spool
+from bot.redisconn import UNAVAILABLE
+
+log = logging.getLogger("hotline.intake")
+
+# KEYS: seen, convids, pending index
+# ARGV: claim token, claim ttl, conversation key, fresh conv id, event json, score, key prefix
+_ACCEPT = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if not claimed and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {0}
+end
+local id = redis.call('HGET', KEYS[2], ARGV[3])
+if not id then
+  id = ARGV[4]
+  redis.call('HSET', KEYS[2], ARGV[3], id)
+  redis.call('HSET', ARGV[7] .. 'conv:' .. id, 'key', ARGV[3])
+end
+redis.call('ZADD', ARGV[7] .. 'pending:' .. id, ARGV[6], ARGV[5])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[6], id)
+return {1, id}
+"""
+
+JOB = "bot.jobs.process_conversation"
+
+
+class Outcome(str, Enum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    SPOOLED = "spooled"
+
+
+def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> None:
+    """Ask a worker to bring conversation `conv_id` up to date in Zendesk."""
+    Queue(queue_name, connection=conn).enqueue(
+        JOB, conv_id, job_timeout=300, result_ttl=600, failure_ttl=30 * 24 * 3600,
+        description=f"process_conversation({conv_id})")
+
+
+def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
+    import json
+
+    result = conn.eval(
+        _ACCEPT, 3,
+        keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX,
+        event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
+        json.dumps(event["data"], sort_keys=True), int(event["received_at"] * 1000), keys.PREFIX,
+    )
+    if not result or int(result[0]) == 0:
+        return Outcome.DUPLICATE
+    conv_id = result[1].decode() if isinstance(result[1], bytes) else result[1]
+    enqueue_conversation(conn, queue_name, conv_id)
+    return Outcome.QUEUED
+
+
+def envelope(message) -> dict:
+    """What is queued or spooled for a normalised event."""
+    return {
+        "event_id": message.event_id,
+        "dedupe_key": message.dedupe_key,
+        "conversation_key": message.conversation_key,
+        "received_at": message.received_at,
+        "data": message.to_dict(),
+    }
+
+
+def accept(conn: redis.Redis, queue_name: str, spool_dir: Path, message) -> Outcome:
+    """Take `message` in: queued, dropped as a duplicate, or spooled when Redis cannot."""
+    event = envelope(message)
+    try:
+        return _queue(conn, queue_name, event)
+    except UNAVAILABLE as exc:
+        spool.write(spool_dir, event)
+        log.warning("intake.spooled", extra={"event_id": event["event_id"],
+                                             "reason": type(exc).__name__})
+        return Outcome.SPOOLED
+
+
+def drain_spool(conn: redis.Redis, queue_name: str, spool_dir: Path) -> int:
+    """Forward spooled events to Redis, oldest first; returns how many went.
+
+    Stops at the first Redis failure (it is still down) and leaves the rest.
+    Forwarding twice is harmless: the claim token is the event's own id.
+    """
+    sent = 0
+    for path in spool.pending(spool_dir):
+        event = spool.read(path)
+        if event is None:
+            continue
+        try:
+            outcome = _queue(conn, queue_name, event)
+        except UNAVAILABLE:
+            break
+        path.unlink(missing_ok=True)
+        sent += 1
+        log.info("intake.unspooled", extra={"event_id": event["event_id"],
+                                            "outcome": outcome.value})
+    return sent
+
+
+def sweep_stale(conn: redis.Redis, queue_name: str, older_than: float = 60.0) -> int:
+    """Re-enqueue conversations whose pending events have waited too long.
+
+    Covers a worker killed mid-job: its events are still pending, and this
+    gives them to another worker.
+    """
+    cutoff = int((time.time() - older_than) * 1000)
+    stale = conn.zrangebyscore(keys.PENDING_INDEX, 0, cutoff, start=0, num=100)
+    for raw in stale:
+        conv_id = raw.decode() if isinstance(raw, bytes) else raw
+        if conn.exists(keys.lock(conv_id)):
+            continue
+        enqueue_conversation(conn, queue_name, conv_id)
+        conn.zadd(keys.PENDING_INDEX, {conv_id: int(time.time() * 1000)}, xx=True)
+    return len(stale)

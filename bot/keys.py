@@ -1,0 +1,46 @@
+"""Every Redis key Hotline writes, in one place."""
+
+PREFIX = "hotline:"
+SEEN_TTL = 7 * 24 * 3600  # idempotency claims live days, not minutes (SPEC 3.3)
+
+
+def seen(dedupe_key: str) -> str:
+    return f"{PREFIX}seen:{dedupe_key}"
+
+
+CONV_IDS = PREFIX + "convids"          # hash: conversation key -> conversation id
+PENDING_INDEX = PREFIX + "pending"     # zset: conversation id -> oldest pending ms
+
+
+def conversation(conv_id: str) -> str:
+    """Hash: the conversation map (key, phone, user id, ticket id, ticket stamp)."""
+    return f"{PREFIX}conv:{conv_id}"
+
+
+def pending(conv_id: str) -> str:
+    """Zset: events waiting to reach Zendesk, scored by the time they were received."""
+    return f"{PREFIX}pending:{conv_id}"
+
+
+def lock(conv_id: str) -> str:
+    return f"{PREFIX}lock:{conv_id}"
+
+
+def autoreply(conv_key: str) -> str:
+    return f"{PREFIX}autoreply:{conv_key}"
+
+
+def intent(name: str) -> str:
+    return f"{PREFIX}intent:{name}"
+
+
+def zendesk_user(phone: str) -> str:
+    return f"{PREFIX}zuser:{phone}"
+
+
+DEAD_INDEX = PREFIX + "dead"           # set: conversation ids with events set aside
+
+
+def dead(conv_id: str) -> str:
+    """Zset: events the desk refused for good, kept for `flask hotline failed requeue`."""
+    return f"{PREFIX}dead:{conv_id}"

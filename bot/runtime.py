@@ -1,0 +1,81 @@
+"""The objects a process needs, built once from the configuration.
+
+Jobs call `get()`; tests call `reset()` after changing the environment.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import redis
+
+from bot import logs, redisconn
+from bot.config import Config, load_dotenv_once
+from bot.desk import Desk
+from bot.phone import Phone
+from bot.replies import Templates
+from bot.settings import Settings, load_settings
+
+
+@dataclass
+class Runtime:
+    config: Config
+    settings: Settings
+    redis: redis.Redis
+    desk: Desk
+    phone: Phone
+    templates: Templates
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start with this configuration."""
+
+
+def make_desk(config: Config) -> Desk:
+    if config.has_zendesk:
+        from bot.desk.zendesk import ZendeskDesk
+
+        return ZendeskDesk(config.zendesk_subdomain, config.zendesk_email,
+                           config.zendesk_api_token, timeout=config.http_timeout)
+    if config.local_mode:
+        from bot.desk.local import LocalDesk
+
+        return LocalDesk(config.local_db)
+    raise ConfigurationError("no Zendesk credentials and not in local mode (HOTLINE_LOCAL_MODE=1)")
+
+
+def make_phone(config: Config) -> Phone:
+    if config.has_twilio:
+        from bot.phone.twilio import TwilioPhone
+
+        return TwilioPhone(config.twilio_account_sid, config.twilio_auth_token,
+                           config.twilio_from_number, config.twilio_messaging_service_sid,
+                           timeout=config.http_timeout)
+    if config.local_mode:
+        from bot.phone.outbox import LocalOutbox
+
+        return LocalOutbox(config.local_db)
+    raise ConfigurationError("no Twilio credentials and not in local mode (HOTLINE_LOCAL_MODE=1)")
+
+
+def build(config: Config | None = None) -> Runtime:
+    """Everything a worker needs; raises on a configuration that cannot run."""
+    if config is None:
+        load_dotenv_once()
+        config = Config.from_env()
+    logs.setup()
+    settings = load_settings(config.settings_path)
+    templates = Templates(config.templates_dir)
+    templates.check()
+    return Runtime(config=config, settings=settings, redis=redisconn.connect(config.redis_url),
+                   desk=make_desk(config), phone=make_phone(config), templates=templates)
+
+
+@functools.lru_cache(maxsize=1)
+def get() -> Runtime:
+    """This process's runtime, built on first use."""
+    return build()
+
+
+def reset() -> None:
+    get.cache_clear()

@@ -1,0 +1,122 @@
+"""Operational settings: the YAML named by HOTLINE_SETTINGS (SPEC 5, 6).
+
+Loaded and checked once at start; a mistake stops the service with a message
+that names the key at fault.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SettingsError(ValueError):
+    """The settings file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: ZoneInfo
+    business_hours: dict[str, tuple[time, time]]
+    reopen_window_hours: float = 72
+    autoreply_window_hours: float = 4
+    media_max_bytes: int = 5 * 1024 * 1024
+    media_allowed_types: frozenset[str] = field(default_factory=frozenset)
+    location_field_id: int | None = None
+    zendesk_requests_per_minute: int = 400
+
+    def in_business_hours(self, when: datetime) -> bool:
+        """Whether `when` (aware) falls inside the team's business hours."""
+        local = when.astimezone(self.timezone)
+        hours = self.business_hours.get(DAYS[local.weekday()])
+        if not hours:
+            return False
+        start, end = hours
+        return start <= local.time().replace(tzinfo=None) < end
+
+
+def _parse_time(value, where: str) -> time:
+    try:
+        hh, mm = str(value).split(":")
+        return time(int(hh), int(mm))
+    except (ValueError, TypeError):
+        raise SettingsError(f"{where}: {value!r} is not a time like 08:00") from None
+
+
+def _number(section: dict, key: str, default, where: str, kind=float):
+    value = section.get(key, default)
+    if value is None:
+        return default
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}.{key}: {value!r} is not a number") from None
+    if value < 0:
+        raise SettingsError(f"{where}.{key}: must not be negative")
+    return value
+
+
+def parse_settings(data: dict, source: str = "settings") -> Settings:
+    """Check a settings mapping and build `Settings` from it."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: expected a mapping at the top level")
+    try:
+        tz = ZoneInfo(str(data.get("timezone", "UTC")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{source}: timezone: unknown time zone {data.get('timezone')!r}") from None
+
+    hours: dict[str, tuple[time, time]] = {}
+    raw_hours = data.get("business_hours") or {}
+    if not isinstance(raw_hours, dict):
+        raise SettingsError(f"{source}: business_hours: expected a mapping of days")
+    for day, span in raw_hours.items():
+        where = f"{source}: business_hours.{day}"
+        if day not in DAYS:
+            raise SettingsError(f"{where}: unknown day (use {', '.join(DAYS)})")
+        if span in (None, [], "closed"):
+            continue
+        if not isinstance(span, (list, tuple)) or len(span) != 2:
+            raise SettingsError(f"{where}: expected [\"HH:MM\", \"HH:MM\"]")
+        start, end = _parse_time(span[0], where), _parse_time(span[1], where)
+        if not start < end:
+            raise SettingsError(f"{where}: the opening time must come before the closing time")
+        hours[day] = (start, end)
+
+    conv = data.get("conversations") or {}
+    media = data.get("media") or {}
+    zendesk = data.get("zendesk") or {}
+    allowed = media.get("allowed_types") or []
+    if not isinstance(allowed, list):
+        raise SettingsError(f"{source}: media.allowed_types: expected a list of MIME types")
+    field_id = zendesk.get("location_field_id")
+    return Settings(
+        timezone=tz,
+        business_hours=hours,
+        reopen_window_hours=_number(conv, "reopen_window_hours", 72, f"{source}: conversations"),
+        autoreply_window_hours=_number(conv, "autoreply_window_hours", 4, f"{source}: conversations"),
+        media_max_bytes=_number(media, "max_bytes", 5 * 1024 * 1024, f"{source}: media", int),
+        media_allowed_types=frozenset(str(t).lower() for t in allowed),
+        location_field_id=_number(zendesk, "location_field_id", None, f"{source}: zendesk", int),
+        zendesk_requests_per_minute=_number(zendesk, "requests_per_minute", 400,
+                                            f"{source}: zendesk", int),
+    )
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and check the settings file at `path`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise SettingsError(f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_settings(data, str(path))

@@ -1,0 +1,11 @@
+"""Webhooks, one module per source, registered in this one list (SPEC 3).
+
+A handler verifies the sender, normalises the payload into a `bot.events`
+event, and hands it to `bot.intake`. It never calls Zendesk or Twilio.
+"""
+from handlers import health, twilio_sms
+
+BLUEPRINTS = [
+    health.bp,
+    twilio_sms.bp,
+]

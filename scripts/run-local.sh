@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make run`: web + worker (+ a private Redis when REDIS_URL is unset) from the Procfile.
+# Without Zendesk/Twilio credentials it runs in local mode: a SQLite desk and
+# outbox at http://127.0.0.1:$PORT/local/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f .env ] && set -a && . ./.env && set +a
+export PORT="${PORT:-8000}"
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
+mkdir -p var/redis
+
+if [ -z "${REDIS_URL:-}" ]; then
+  REDIS_PORT="${HOTLINE_REDIS_PORT:-6390}"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/var/redis" \
+    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --daemonize yes --pidfile "$PWD/var/redis/redis.pid" --logfile "$PWD/var/redis/redis.log"
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  trap 'kill "$(cat var/redis/redis.pid 2>/dev/null)" 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "private Redis on $REDIS_URL (data in var/redis)"
+fi
+
+if [ -z "${ZENDESK_API_TOKEN:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
+  export HOTLINE_LOCAL_MODE=1
+  echo "local mode: no Zendesk/Twilio credentials — desk and outbox at $PUBLIC_BASE_URL/local/"
+  echo "try: .venv/bin/flask hotline simulate sms --from +15551230001 \"my dog is hurt\""
+fi
+
+export PATH="$PWD/.venv/bin:$PATH"
+honcho start -f Procfile

@@ -1,0 +1,228 @@
+"""Shared fixtures: a private Redis server, the app, the runtime, Zendesk/Twilio over `responses`."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import redis
+import responses
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from twilio.request_validator import RequestValidator
+
+from bot import runtime
+from bot.config import ROOT, Config
+from tests import twilio_mock, zendesk_mock
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BASE_URL = "https://hotline.example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll `predicate` until it returns truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    """A private `redis-server` on a free port, so tests never touch anyone's data."""
+
+    def __init__(self, tmp: Path, *extra: str):
+        self.port = free_port()
+        self.dir = tmp
+        self.extra = extra
+        self.proc = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), what="redis-server to start")
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def conn(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()  # the private server's own data, nobody else's
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def config(redis_server, tmp_path) -> Config:
+    return Config(
+        redis_url=redis_server.url,
+        public_base_url=BASE_URL,
+        twilio_account_sid=twilio_mock.ACCOUNT,
+        twilio_auth_token=twilio_mock.TOKEN,
+        twilio_from_number=twilio_mock.FROM,
+        zendesk_subdomain=zendesk_mock.SUB,
+        zendesk_email="hotline@acme.test",
+        zendesk_api_token="zendesk-token",
+        settings_path=ROOT / "config" / "settings.yaml",
+        spool_dir=tmp_path / "spool",
+        local_db=tmp_path / "local.sqlite3",
+        maintenance_interval=0,
+    )
+
+
+@pytest.fixture
+def app(config, conn):
+    from web import create_app
+
+    return create_app(config, maintenance=False)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def rt(config, conn, monkeypatch):
+    """The worker's runtime for `config`, as `bot.runtime.get()` returns it to jobs."""
+    built = runtime.build(config)
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def zendesk(mocked, conn):
+    return zendesk_mock.ZendeskMock(conn).install(mocked)
+
+
+@pytest.fixture
+def twilio(mocked, conn):
+    return twilio_mock.TwilioMock(conn).install(mocked)
+
+
+def always_open(config: Config, tmp_path: Path, open_: bool = True) -> Config:
+    """`config` with a settings file whose business hours are always (or never) open."""
+    hours = "\n".join(f"  {d}: ['00:00', '23:59']" for d in
+                      ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) if open_ else "  {}"
+    path = tmp_path / ("open.yaml" if open_ else "closed.yaml")
+    path.write_text(f"timezone: UTC\nbusiness_hours:\n{hours}\n")
+    return dataclasses.replace(config, settings_path=path)
+
+
+# -- posting webhooks ----------------------------------------------------------
+
+def load_form(name: str) -> str:
+    """A fixture's form body, without its `# SOURCE:` line."""
+    lines = (FIXTURES / name).read_text().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("# SOURCE:")).strip()
+
+
+def sign(url: str, params, token: str = twilio_mock.TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def post_twilio(client, path: str, params: dict, *, query: str = "", signature: str | None = None):
+    url = BASE_URL + path + (f"?{query}" if query else "")
+    sig = sign(url, params) if signature is None else signature
+    return client.post(path + (f"?{query}" if query else ""), data=params,
+                       headers={"X-Twilio-Signature": sig})
+
+
+def sms(sender: str, body: str, sid: str | None = None, **extra) -> dict:
+    """An inbound-SMS form in the shape of tests/fixtures/twilio/inbound_sms.form.txt."""
+    import uuid
+
+    sid = sid or "SM" + uuid.uuid4().hex
+    form = {"ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": "0",
+            "ToCity": "SAN BRUNO", "FromZip": "94030", "SmsSid": sid, "FromState": "CA",
+            "SmsStatus": "received", "FromCity": "SAN BRUNO", "Body": body, "FromCountry": "US",
+            "To": twilio_mock.FROM, "ToZip": "94030", "NumSegments": "1", "MessageSid": sid,
+            "AccountSid": twilio_mock.ACCOUNT, "From": sender, "ApiVersion": "2010-04-01"}
+    form.update(extra)
+    return form
+
+
+# -- running jobs --------------------------------------------------------------
+
+def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout: float = 30.0) -> int:
+    """Run every queued job through a real RQ worker until nothing is left.
+
+    Scheduled jobs (retries, back-off) are moved to the queue when due — or
+    at once with `future=True`, standing in for the clock.
+    """
+    queue = Queue(queue_name, connection=conn)
+    registry = ScheduledJobRegistry(queue=queue)
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline:
+        if len(queue):
+            worker = SimpleWorker([queue], connection=conn)
+            worker.work(burst=True)
+            done += 1
+            continue
+        stamp = int(time.time()) + (10 ** 7 if future else 0)
+        due = registry.get_jobs_to_schedule(timestamp=stamp)
+        if not due:
+            return done
+        for job_id in due:
+            registry.remove(job_id)
+            queue.enqueue_job(Job.fetch(job_id, connection=conn))
+    raise AssertionError("jobs still running at the deadline")
+
+
+def scheduled_in(conn, queue_name: str = "hotline") -> list[float]:
+    """Seconds from now at which each scheduled job is due."""
+    registry = ScheduledJobRegistry(queue=Queue(queue_name, connection=conn))
+    now = datetime.now(timezone.utc)
+    return [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()]
+
+
+os.environ.setdefault("HOTLINE_TEST", "1")

@@ -1,0 +1,244 @@
+"""A customer's texts becoming the right Zendesk ticket: webhook → Redis → real RQ worker →
+real zenpy client → Zendesk API (mocked by `responses` in its real shapes)."""
+import dataclasses
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot import keys, runtime
+from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, sms
+from tests.twilio_mock import JPEG, media_url
+
+CUSTOMER = "+15551230001"
+
+
+@pytest.fixture
+def open_rt(config, conn, tmp_path, monkeypatch):
+    """The runtime with business hours that are always open (deterministic ack template)."""
+    built = runtime.build(always_open(config, tmp_path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
+
+
+def text(client, body, sender=CUSTOMER, **extra):
+    resp = post_twilio(client, "/twilio/sms", sms(sender, body, **extra))
+    assert resp.status_code == 200
+    return resp
+
+
+def test_new_conversation_opens_one_ticket_with_three_zendesk_calls(client, conn, open_rt, zendesk, twilio):
+    text(client, "my dog is hurt")
+    run_jobs(conn)
+
+    assert zendesk.calls() == ["GET /search", "POST /users", "POST /tickets"]
+    [user] = zendesk.all("user")
+    assert user["phone"] == CUSTOMER and user["name"] == "+1 555-123-0001"
+    [ticket] = zendesk.all("ticket")
+    assert ticket["requester_id"] == user["id"]
+    assert set(ticket["tags"]) >= {"hotline", "sms"}
+    assert ticket["subject"] == "Text message from San Bruno, CA, US"
+    [comment] = zendesk.comments(ticket["id"])
+    assert comment["body"] == "my dog is hurt"
+    assert comment["public"] is True and comment["author_id"] == user["id"]
+    # The acknowledgement names the case, once.
+    [ack] = twilio.sent()
+    assert ack["to"] == CUSTOMER and f"#{ticket['id']}" in ack["body"]
+    assert "specialist will text you back" in ack["body"]
+
+
+def test_next_message_is_one_safe_update_on_the_same_ticket(client, conn, open_rt, zendesk, twilio):
+    text(client, "my dog is hurt")
+    run_jobs(conn)
+    calls_before = len(zendesk.calls())
+
+    text(client, "he is limping on his front leg")
+    run_jobs(conn)
+
+    assert zendesk.calls()[calls_before:] == ["PUT /tickets/{id}"]
+    [ticket] = zendesk.all("ticket")
+    assert [c["body"] for c in zendesk.comments(ticket["id"])] == [
+        "my dog is hurt", "he is limping on his front leg"]
+    assert len(twilio.sent()) == 1  # no second auto-reply
+
+
+def test_ticket_changed_by_an_agent_is_read_again_before_writing(client, conn, open_rt, zendesk, twilio):
+    text(client, "my dog is hurt")
+    run_jobs(conn)
+    [ticket] = zendesk.all("ticket")
+    zendesk.set_ticket(ticket["id"], status="pending")  # an agent replied and set pending
+    before = len(zendesk.calls())
+
+    text(client, "thanks, here is more")
+    run_jobs(conn)
+
+    assert zendesk.calls()[before:] == ["PUT /tickets/{id}", "GET /tickets/{id}", "PUT /tickets/{id}"]
+    assert zendesk.all("ticket")[0]["status"] == "open"  # the customer's reply reopens it
+    assert len(zendesk.comments(ticket["id"])) == 2
+
+
+def test_sms_on_ticket_solved_inside_window_reopens_it(client, conn, open_rt, zendesk, twilio):
+    user = zendesk.add_user(CUSTOMER)
+    solved = zendesk.add_ticket(user["id"], status="solved",
+                                updated=datetime.now(timezone.utc) - timedelta(hours=5))
+    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
+    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": solved["id"]})
+
+    text(client, "it happened again")
+    run_jobs(conn)
+
+    assert len(zendesk.all("ticket")) == 1
+    assert zendesk.all("ticket")[0]["status"] == "open"
+    assert zendesk.comments(solved["id"])[-1]["body"] == "it happened again"
+
+
+def test_sms_on_ticket_solved_beyond_window_opens_a_new_ticket(client, conn, open_rt, zendesk, twilio):
+    user = zendesk.add_user(CUSTOMER)
+    old = zendesk.add_ticket(user["id"], status="solved",
+                             updated=datetime.now(timezone.utc) - timedelta(hours=73))
+    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
+    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": old["id"]})
+
+    text(client, "new problem: sitter did not show up")
+    run_jobs(conn)
+
+    tickets = zendesk.all("ticket")
+    assert len(tickets) == 2
+    assert tickets[1]["via_followup_source_id"] is None
+    assert zendesk.comments(old["id"]) == []
+    assert conn.hget(keys.conversation("c1"), "ticket_id").decode() == str(tickets[1]["id"])
+
+
+def test_sms_on_closed_ticket_opens_a_follow_up(client, conn, open_rt, zendesk, twilio):
+    user = zendesk.add_user(CUSTOMER)
+    closed = zendesk.add_ticket(user["id"], status="closed")
+    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
+    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": closed["id"]})
+
+    text(client, "hello again")
+    run_jobs(conn)
+
+    new = zendesk.all("ticket")[-1]
+    assert new["id"] != closed["id"] and new["via_followup_source_id"] == closed["id"]
+    assert len(twilio.sent()) == 1
+
+
+def test_ticket_closed_between_writes_gets_a_follow_up_not_a_retry_loop(client, conn, open_rt, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    [first] = zendesk.all("ticket")
+    # Closed without the change reaching Hotline's stamp: the safe update is refused with 422.
+    raw = json.loads(conn.hget("zdmock:ticket", str(first["id"])))
+    raw["status"] = "closed"
+    conn.hset("zdmock:ticket", str(first["id"]), json.dumps(raw))
+
+    text(client, "second")
+    run_jobs(conn)
+
+    tickets = zendesk.all("ticket")
+    assert len(tickets) == 2 and tickets[1]["via_followup_source_id"] == first["id"]
+    assert [c["body"] for c in zendesk.comments(tickets[1]["id"])] == ["second"]
+    assert zendesk.calls().count("PUT /tickets/{id}") == 1
+    assert scheduled_in(conn) == []
+
+
+def test_reference_in_text_picks_the_requesters_own_ticket(client, conn, open_rt, zendesk, twilio):
+    user = zendesk.add_user(CUSTOMER)
+    other = zendesk.add_user("+15559990000", name="Someone Else")
+    mine = zendesk.add_ticket(user["id"], status="open")
+    theirs = zendesk.add_ticket(other["id"], status="open")
+
+    text(client, f"about ticket {mine['id']}: the vet bill is attached")
+    run_jobs(conn)
+    text(client, f"and #{theirs['id']} is not mine")
+    run_jobs(conn)
+
+    assert [c["body"] for c in zendesk.comments(mine["id"])] == [
+        f"about ticket {mine['id']}: the vet bill is attached", f"and #{theirs['id']} is not mine"]
+    assert zendesk.comments(theirs["id"]) == []
+    assert len(zendesk.all("ticket")) == 2
+
+
+def test_search_lag_never_causes_a_second_user(client, conn, open_rt, zendesk, twilio):
+    text(client, "first case")
+    run_jobs(conn)
+    [first] = zendesk.all("ticket")
+    zendesk.set_ticket(first["id"], status="closed")
+
+    text(client, "second case")
+    run_jobs(conn)
+
+    assert len(zendesk.all("user")) == 1  # search still cannot see the user Hotline made
+    assert zendesk.calls().count("POST /users") == 1
+    assert zendesk.all("ticket")[1]["requester_id"] == zendesk.all("user")[0]["id"]
+
+
+def test_existing_zendesk_user_is_found_by_phone_without_plus(client, conn, open_rt, zendesk, twilio, mocked):
+    user = zendesk.add_user(CUSTOMER, name="Dana Owner")
+    text(client, "hi")
+    run_jobs(conn)
+
+    search = [c for c in mocked.calls if "/search.json" in c.request.url][0]
+    assert "phone%3A15551230001" in search.request.url or "phone:15551230001" in search.request.url
+    assert "POST /users" not in zendesk.calls()
+    assert zendesk.all("ticket")[0]["requester_id"] == user["id"]
+
+
+def test_after_hours_gets_the_after_hours_reply(client, conn, config, tmp_path, zendesk, twilio, monkeypatch):
+    built = runtime.build(always_open(config, tmp_path, open_=False))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+
+    text(client, "hello?")
+    run_jobs(conn)
+
+    [reply] = twilio.sent()
+    assert "offline right now" in reply["body"]
+
+
+def test_at_most_one_auto_reply_per_conversation_in_the_window(client, conn, open_rt, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    zendesk.set_ticket(zendesk.all("ticket")[0]["id"], status="closed")
+    text(client, "second, new ticket")
+    run_jobs(conn)
+
+    assert len(zendesk.all("ticket")) == 2
+    assert len(twilio.sent()) == 1
+
+
+def test_mms_media_is_downloaded_with_credentials_and_attached(client, conn, open_rt, zendesk, twilio, mocked):
+    url = media_url("MM" + "a" * 32)
+    twilio.add_media(url, JPEG, "image/jpeg", rsps=mocked)
+
+    text(client, "photo of the bite", NumMedia="1", MediaUrl0=url, MediaContentType0="image/jpeg")
+    run_jobs(conn)
+
+    [fetch] = twilio.media_requests()
+    assert fetch["auth"].startswith("Basic ")  # the account's credentials
+    [(token, upload)] = zendesk.uploads().items()
+    assert upload["content_type"] == "image/jpeg" and upload["size"] == len(JPEG)
+    assert upload["filename"].endswith(".jpg")
+    [ticket] = zendesk.all("ticket")
+    [comment] = zendesk.comments(ticket["id"])
+    assert comment["attachments"] == [{"token": token}]
+    assert "mms" in ticket["tags"]
+
+
+def test_mms_media_of_wrong_type_or_too_large_is_noted_not_attached(client, conn, config, tmp_path,
+                                                                     zendesk, twilio, mocked, monkeypatch):
+    small = tmp_path / "small.yaml"
+    small.write_text("timezone: UTC\nmedia:\n  max_bytes: 100\n  allowed_types: [image/jpeg]\n")
+    built = runtime.build(dataclasses.replace(config, settings_path=small))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    big, exe = media_url("MM" + "b" * 32), media_url("MM" + "c" * 32)
+    twilio.add_media(big, JPEG, "image/jpeg", rsps=mocked)
+
+    text(client, "files", NumMedia="2", MediaUrl0=big, MediaContentType0="image/jpeg",
+         MediaUrl1=exe, MediaContentType1="application/x-msdownload")
+    run_jobs(conn)
+
+    assert zendesk.uploads() == {}
+    [comment] = zendesk.comments(zendesk.all("ticket")[0]["id"])
+    assert "attachment 1 not kept" in comment["body"] and "100-byte limit" in comment["body"]
+    assert "attachment 2 not kept: type application/x-msdownload" in comment["body"]
+    assert comment["attachments"] == []

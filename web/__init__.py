@@ -1,0 +1,74 @@
+"""The Flask application: `create_app()` builds everything; nothing at import time."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, jsonify
+
+from bot import intake, logs, redisconn
+from bot.config import Config, load_dotenv_once
+from bot.redisconn import UNAVAILABLE
+from bot.replies import Templates
+from bot.settings import load_settings
+from handlers import BLUEPRINTS
+from handlers.common import WebState
+
+log = logging.getLogger("hotline.web")
+
+
+def create_app(config: Config | None = None, *, maintenance: bool = True) -> Flask:
+    """Build the web app. Refuses to start with broken settings or templates."""
+    if config is None:
+        load_dotenv_once()
+        config = Config.from_env()
+    logs.setup()
+    load_settings(config.settings_path)
+    Templates(config.templates_dir).check()
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions["hotline"] = WebState(
+        config=config, redis=redisconn.connect(config.redis_url, timeout=config.web_redis_timeout))
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    if config.local_mode:
+        from web import local
+
+        app.register_blueprint(local.bp)
+    from web import cli
+
+    app.cli.add_command(cli.hotline)
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return jsonify(error="too_large", reason=f"body over {config.max_body_bytes} bytes"), 413
+
+    if maintenance and config.maintenance_interval > 0:
+        start_maintenance(app)
+    return app
+
+
+def maintenance_pass(state: WebState) -> None:
+    """Forward the spool and re-offer conversations a dead worker left behind."""
+    intake.drain_spool(state.redis, state.config.queue_name, state.config.spool_dir)
+    intake.sweep_stale(state.redis, state.config.queue_name)
+
+
+def start_maintenance(app: Flask) -> threading.Event:
+    """Run `maintenance_pass` in a daemon thread; set the returned event to stop it."""
+    state: WebState = app.extensions["hotline"]
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(state.config.maintenance_interval):
+            try:
+                maintenance_pass(state)
+            except UNAVAILABLE:
+                pass  # Redis still away; the spool keeps everything
+            except Exception:  # the thread must outlive any single bad pass
+                log.exception("maintenance.failed")
+
+    threading.Thread(target=loop, name="hotline-maintenance", daemon=True).start()
+    app.extensions["hotline_stop"] = stop
+    return stop

@@ -1,0 +1,175 @@
+"""`flask hotline …`: operators' commands (SPEC 11)."""
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+import requests
+from flask import current_app
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from twilio.request_validator import RequestValidator
+
+from bot import intake, keys, redisconn
+from bot.redisconn import UNAVAILABLE
+from bot.replies import TemplateProblem, Templates
+from bot.settings import SettingsError, load_settings
+
+
+def _config():
+    return current_app.extensions["hotline"].config
+
+
+def _redis():
+    return redisconn.connect(_config().redis_url)
+
+
+@click.group()
+def hotline():
+    """Hotline operations."""
+
+
+@hotline.group()
+def simulate():
+    """Send a correctly signed webhook to a running Hotline."""
+
+
+def twilio_sms_params(sender: str, to: str, text: str, account_sid: str,
+                      media: tuple[str, ...] = ()) -> dict:
+    """The form Twilio posts for an inbound text (field names as in a real capture)."""
+    sid = ("MM" if media else "SM") + uuid.uuid4().hex
+    params = {
+        "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": str(len(media)),
+        "ToCity": "SAN FRANCISCO", "FromZip": "94103", "SmsSid": sid, "FromState": "CA",
+        "SmsStatus": "received", "FromCity": "SAN FRANCISCO", "Body": text, "FromCountry": "US",
+        "To": to, "ToZip": "94103", "NumSegments": "1", "MessageSid": sid,
+        "AccountSid": account_sid, "From": sender, "ApiVersion": "2010-04-01",
+    }
+    for i, url in enumerate(media):
+        params[f"MediaUrl{i}"] = url
+        params[f"MediaContentType{i}"] = "image/jpeg"
+    return params
+
+
+def post_signed(base_url: str, path: str, params: dict, token: str,
+                target: str | None = None) -> requests.Response:
+    """POST `params` to `target` (default `base_url`) signed as Twilio would for base_url+path."""
+    url = base_url.rstrip("/") + path
+    signature = RequestValidator(token).compute_signature(url, params)
+    return requests.post((target or base_url).rstrip("/") + path, data=params,
+                         headers={"X-Twilio-Signature": signature}, timeout=10)
+
+
+@simulate.command("sms")
+@click.option("--from", "sender", required=True, help="The customer's number, E.164.")
+@click.option("--to", "to", default=None, help="Hotline's number (default TWILIO_FROM_NUMBER).")
+@click.option("--media", multiple=True, help="A media URL, as an MMS would carry.")
+@click.option("--target", default=None,
+              help="Where to post, when it is not PUBLIC_BASE_URL (e.g. behind a tunnel).")
+@click.argument("text")
+def simulate_sms(sender, to, media, target, text):
+    """Text TEXT to Hotline as if from --from."""
+    cfg = _config()
+    if not cfg.twilio_auth_token:
+        raise click.ClickException("TWILIO_AUTH_TOKEN is not set (or run in local mode)")
+    params = twilio_sms_params(sender, to or cfg.twilio_from_number or "+15005550006", text,
+                               cfg.twilio_account_sid or "AC" + "0" * 32, tuple(media))
+    try:
+        resp = post_signed(cfg.public_base_url, "/twilio/sms", params, cfg.twilio_auth_token,
+                           target)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"could not reach Hotline: {exc}") from None
+    click.echo(f"{resp.status_code} {resp.text.strip()}")
+    sys.exit(0 if resp.ok else 1)
+
+
+@hotline.command("check")
+def check():
+    """Check configuration, settings, templates and Redis."""
+    cfg = _config()
+    problems = list(cfg.problems())
+    try:
+        load_settings(cfg.settings_path)
+    except SettingsError as exc:
+        problems.append(str(exc))
+    try:
+        Templates(cfg.templates_dir).check()
+    except TemplateProblem as exc:
+        problems.append(str(exc))
+    try:
+        _redis().ping()
+    except UNAVAILABLE as exc:
+        problems.append(f"Redis at REDIS_URL does not answer ({type(exc).__name__})")
+    for p in problems:
+        click.echo(f"problem: {p}")
+    click.echo("ok" if not problems else f"{len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
+
+
+@hotline.group()
+def templates():
+    """Message templates."""
+
+
+@templates.command("check")
+def templates_check():
+    """Render every template with sample data."""
+    tpl = Templates(_config().templates_dir)
+    try:
+        tpl.check()
+    except TemplateProblem as exc:
+        raise click.ClickException(str(exc)) from None
+    for name in tpl.names():
+        click.echo(f"ok {name}")
+
+
+@hotline.group()
+def spool():
+    """The local spool of events accepted while Redis was away."""
+
+
+@spool.command("drain")
+def spool_drain():
+    """Forward spooled events to Redis now."""
+    cfg = _config()
+    sent = intake.drain_spool(_redis(), cfg.queue_name, cfg.spool_dir)
+    click.echo(f"forwarded {sent}")
+
+
+@hotline.group()
+def failed():
+    """Failed jobs and events set aside."""
+
+
+@failed.command("list")
+def failed_list():
+    """Show failed jobs and conversations with events set aside."""
+    conn, cfg = _redis(), _config()
+    registry = FailedJobRegistry(cfg.queue_name, connection=conn)
+    for job in registry.get_job_ids():
+        job_obj = Queue(cfg.queue_name, connection=conn).fetch_job(job)
+        reason = (job_obj.latest_result().exc_string or "").strip().splitlines()[-1:] if job_obj \
+            and job_obj.latest_result() else [""]
+        click.echo(f"job {job} {job_obj.description if job_obj else ''} {reason[0] if reason else ''}")
+    for conv in sorted(m.decode() for m in conn.smembers(keys.DEAD_INDEX)):
+        click.echo(f"conversation {conv}: {conn.zcard(keys.dead(conv))} event(s) set aside")
+
+
+@failed.command("requeue")
+def failed_requeue():
+    """Requeue failed jobs and put set-aside events back in their conversations."""
+    conn, cfg = _redis(), _config()
+    registry = FailedJobRegistry(cfg.queue_name, connection=conn)
+    jobs = registry.get_job_ids()
+    for job_id in jobs:
+        registry.requeue(job_id)
+    convs = [m.decode() for m in conn.smembers(keys.DEAD_INDEX)]
+    for conv in convs:
+        for member, score in conn.zrange(keys.dead(conv), 0, -1, withscores=True):
+            conn.zadd(keys.pending(conv), {member: score})
+        conn.delete(keys.dead(conv))
+        conn.srem(keys.DEAD_INDEX, conv)
+        conn.zadd(keys.PENDING_INDEX, {conv: 0}, nx=True)
+        intake.enqueue_conversation(conn, cfg.queue_name, conv)
+    click.echo(f"requeued {len(jobs)} job(s) and {len(convs)} conversation(s)")

@@ -1,0 +1,100 @@
+"""The local desk and outbox in the browser (local mode only, SPEC 2)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
+
+from bot.desk.local import LocalDesk
+from bot.phone.outbox import LocalOutbox
+from handlers.common import state
+
+bp = Blueprint("local", __name__, url_prefix="/local")
+
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Hotline local — {{ title }}</title>
+<style>
+ body{font:15px/1.4 system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}
+ nav a{margin-right:1rem} table{border-collapse:collapse;width:100%}
+ td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
+ .internal{background:#fff8dc} .pub{background:#eef6ff} pre{white-space:pre-wrap;margin:0}
+ .tag{background:#eee;border-radius:3px;padding:0 .3rem;margin-right:.2rem;font-size:.85em}
+</style></head><body>
+<nav><strong>Hotline local mode</strong> · <a href="{{ url_for('local.desk') }}">Desk</a>
+<a href="{{ url_for('local.outbox') }}">Outbox</a></nav>
+<h1>{{ title }}</h1>
+{% block body %}{% endblock %}
+</body></html>"""
+
+DESK = PAGE.replace("{% block body %}{% endblock %}", """
+{% if not tickets %}<p>No tickets yet. Try
+<code>flask hotline simulate sms --from +15551230001 "my dog is hurt"</code></p>{% endif %}
+<table><tr><th>#</th><th>Status</th><th>Subject</th><th>Requester</th><th>Tags</th><th>Updated</th></tr>
+{% for t in tickets %}<tr><td><a href="{{ url_for('local.ticket', ticket_id=t.id) }}">{{ t.id }}</a></td>
+<td>{{ t.status }}</td><td>{{ t.subject }}</td><td>{{ t.requester }}</td>
+<td>{% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</td>
+<td>{{ t.updated_at[:19] }}</td></tr>{% endfor %}</table>""")
+
+TICKET = PAGE.replace("{% block body %}{% endblock %}", """
+<p>Status <strong>{{ t.status }}</strong> · requester {{ t.requester }}
+{% if t.followup_of %}· follow-up of <a href="{{ url_for('local.ticket', ticket_id=t.followup_of) }}">#{{ t.followup_of }}</a>{% endif %}
+· tags {% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</p>
+<form method="post" action="{{ url_for('local.set_status', ticket_id=t.id) }}">Set status:
+{% for s in statuses %}<button name="status" value="{{ s }}">{{ s }}</button>{% endfor %}</form>
+<table>{% for c in comments %}<tr class="{{ 'pub' if c.public else 'internal' }}">
+<td>{{ c.created_at[:19] }}<br>{{ c.author or 'Hotline' }}<br>{{ 'public' if c.public else 'internal note' }}</td>
+<td><pre>{{ c.body }}</pre>{% for u in c.uploads %}<a href="{{ url_for('local.upload', token=u) }}">attachment</a> {% endfor %}</td></tr>
+{% endfor %}</table>""")
+
+OUTBOX = PAGE.replace("{% block body %}{% endblock %}", """
+<table><tr><th>When</th><th>To</th><th>Text</th></tr>
+{% for m in messages %}<tr><td>{{ m.created_at }}</td><td>{{ m.to_number }}</td><td><pre>{{ m.body }}</pre></td></tr>
+{% else %}<tr><td colspan="3">Nothing sent yet.</td></tr>{% endfor %}</table>""")
+
+
+def _desk() -> LocalDesk:
+    return LocalDesk(state().config.local_db)
+
+
+@bp.get("/")
+@bp.get("/desk")
+def desk():
+    return render_template_string(DESK, title="Desk", tickets=_desk().tickets())
+
+
+@bp.get("/desk/<int:ticket_id>")
+def ticket(ticket_id: int):
+    import json
+
+    d = _desk()
+    found = [t for t in d.tickets() if t["id"] == ticket_id]
+    if not found:
+        abort(404)
+    comments = d.comments(ticket_id)
+    for c in comments:
+        c["uploads"] = json.loads(c["uploads"] or "[]")
+    return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=found[0],
+                                  comments=comments, statuses=STATUSES)
+
+
+@bp.post("/desk/<int:ticket_id>/status")
+def set_status(ticket_id: int):
+    status = request.form.get("status", "")
+    if status not in STATUSES:
+        abort(400)
+    _desk().set_status(ticket_id, status)
+    return redirect(url_for("local.ticket", ticket_id=ticket_id))
+
+
+@bp.get("/uploads/<token>")
+def upload(token: str):
+    found = _desk().upload_content(token)
+    if not found:
+        abort(404)
+    return Response(found["content"], mimetype=found["content_type"])
+
+
+@bp.get("/outbox")
+def outbox():
+    return render_template_string(OUTBOX, title="Outbox",
+                                  messages=LocalOutbox(state().config.local_db).messages())
