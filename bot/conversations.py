@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -90,6 +91,23 @@ def load_pending(conn: redis.Redis, conv_id: str) -> list[Pending]:
     return [Pending(m, InboundMessage.from_dict(json.loads(m))) for m in raw]
 
 
+def settle(rt, conv_id: str) -> None:
+    """Let a burst finish before writing: wait until the newest pending text is
+    `coalesce_quiet_ms` old, for at most `coalesce_max_ms` (worker's own clock,
+    so a skewed web-tier clock cannot hold a worker longer)."""
+    quiet = rt.settings.coalesce_quiet_ms / 1000
+    deadline = time.monotonic() + rt.settings.coalesce_max_ms / 1000
+    while quiet > 0:
+        newest = rt.redis.zrange(keys.pending(conv_id), -1, -1, withscores=True)
+        if not newest:
+            return
+        wait = newest[0][1] / 1000 + quiet - time.time()
+        left = deadline - time.monotonic()
+        if wait <= 0 or left <= 0:
+            return
+        time.sleep(min(wait, left))
+
+
 def process(rt, conv_id: str) -> int:
     """Bring conversation `conv_id` up to date in the desk; returns events written.
 
@@ -103,7 +121,11 @@ def process(rt, conv_id: str) -> int:
         if not lock.acquire():
             return written
         try:
-            while batch := load_pending(rt.redis, conv_id):
+            while True:
+                settle(rt, conv_id)
+                batch = load_pending(rt.redis, conv_id)
+                if not batch:
+                    break
                 try:
                     written += write_batch(rt, conv_id, batch)
                 except PermanentError as exc:

@@ -25,6 +25,8 @@ class Settings:
     business_hours: dict[str, tuple[time, time]]
     reopen_window_hours: float = 72
     autoreply_window_hours: float = 4
+    coalesce_quiet_ms: int = 400
+    coalesce_max_ms: int = 1500
     media_max_bytes: int = 5 * 1024 * 1024
     media_allowed_types: frozenset[str] = field(default_factory=frozenset)
     location_field_id: int | None = None
@@ -99,6 +101,8 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
         business_hours=hours,
         reopen_window_hours=_number(conv, "reopen_window_hours", 72, f"{source}: conversations"),
         autoreply_window_hours=_number(conv, "autoreply_window_hours", 4, f"{source}: conversations"),
+        coalesce_quiet_ms=_number(conv, "coalesce_quiet_ms", 400, f"{source}: conversations", int),
+        coalesce_max_ms=_number(conv, "coalesce_max_ms", 1500, f"{source}: conversations", int),
         media_max_bytes=_number(media, "max_bytes", 5 * 1024 * 1024, f"{source}: media", int),
         media_allowed_types=frozenset(str(t).lower() for t in allowed),
         location_field_id=_number(zendesk, "location_field_id", None, f"{source}: zendesk", int),

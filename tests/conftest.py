@@ -94,6 +94,17 @@ def conn(redis_server):
     client.close()
 
 
+def test_settings(tmp_path: Path, **conversations) -> Path:
+    """The shipped settings, with the burst-coalescing wait off unless asked for."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "config" / "settings.yaml").read_text())
+    data["conversations"].update({"coalesce_quiet_ms": 0, **conversations})
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture
 def config(redis_server, tmp_path) -> Config:
     return Config(
@@ -105,7 +116,7 @@ def config(redis_server, tmp_path) -> Config:
         zendesk_subdomain=zendesk_mock.SUB,
         zendesk_email="hotline@acme.test",
         zendesk_api_token="zendesk-token",
-        settings_path=ROOT / "config" / "settings.yaml",
+        settings_path=test_settings(tmp_path),
         spool_dir=tmp_path / "spool",
         local_db=tmp_path / "local.sqlite3",
         maintenance_interval=0,
@@ -148,12 +159,13 @@ def twilio(mocked, conn):
     return twilio_mock.TwilioMock(conn).install(mocked)
 
 
-def always_open(config: Config, tmp_path: Path, open_: bool = True) -> Config:
+def always_open(config: Config, tmp_path: Path, open_: bool = True, coalesce_ms: int = 0) -> Config:
     """`config` with a settings file whose business hours are always (or never) open."""
     hours = "\n".join(f"  {d}: ['00:00', '23:59']" for d in
                       ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) if open_ else "  {}"
     path = tmp_path / ("open.yaml" if open_ else "closed.yaml")
-    path.write_text(f"timezone: UTC\nbusiness_hours:\n{hours}\n")
+    path.write_text(f"timezone: UTC\nbusiness_hours:\n{hours}\n"
+                    f"conversations:\n  coalesce_quiet_ms: {coalesce_ms}\n")
     return dataclasses.replace(config, settings_path=path)
 
 

@@ -167,8 +167,15 @@ class ZendeskMock:
                 return f
         return None
 
+    def slow_down(self, seconds: float) -> None:
+        """Make every call take this long, as a real Zendesk does (50-300 ms)."""
+        self.r.set(P + "latency", seconds)
+
     def _handle(self, request, handler):
         self._log(request)
+        latency = self.r.get(P + "latency")
+        if latency:
+            time.sleep(float(latency))
         failure = self._scripted(request)
         if failure and not failure["apply"]:
             if failure["exception"]:

@@ -7,6 +7,7 @@ import uuid
 import click
 import requests
 from flask import current_app
+from flask.cli import AppGroup
 from rq import Queue
 from rq.registry import FailedJobRegistry
 from twilio.request_validator import RequestValidator
@@ -25,7 +26,7 @@ def _redis():
     return redisconn.connect(_config().redis_url)
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def hotline():
     """Hotline operations."""
 

@@ -125,8 +125,10 @@ class ZendeskDesk:
     def batch_written(self, ticket_id: int, batch_id: str) -> bool:
         audits = self._do(lambda: list(self.client.tickets.audits(ticket=ticket_id)))
         for audit in audits:
-            custom = ((getattr(audit, "metadata", None) or {}).get("custom") or {})
-            if custom.get("hotline_batch") == batch_id:
+            metadata = getattr(audit, "metadata", None)
+            custom = (metadata.get("custom") if isinstance(metadata, dict)
+                      else getattr(metadata, "custom", None)) or {}
+            if isinstance(custom, dict) and custom.get("hotline_batch") == batch_id:
                 return True
         return False
 

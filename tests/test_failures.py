@@ -1,0 +1,163 @@
+"""Zendesk and Twilio failing: retried when transient, never lost, never doubled,
+recorded where an agent sees it when permanent."""
+import pytest
+from rq import Queue
+
+from bot import keys, runtime
+from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, sms
+from tests.test_conversation_e2e import CUSTOMER, text
+
+
+@pytest.fixture(autouse=True)
+def open_hours(config, conn, tmp_path, monkeypatch):
+    built = runtime.build(always_open(config, tmp_path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
+
+
+def test_429_reschedules_for_retry_after_without_holding_the_worker(client, conn, zendesk, twilio):
+    zendesk.fail_next("POST", r"/tickets\.json", 429, headers={"Retry-After": "45"})
+    text(client, "my cat ate chocolate")
+
+    run_jobs(conn)  # runs what is due now; the retry is not due yet
+
+    assert zendesk.all("ticket") == []
+    [due] = scheduled_in(conn)
+    assert 40 <= due <= 46  # when Zendesk said, not a blind back-off
+    assert zendesk.calls().count("POST /tickets") == 1  # zenpy did not sleep and retry inline
+
+    run_jobs(conn, future=True)  # the clock reaches Retry-After
+    [ticket] = zendesk.all("ticket")
+    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["my cat ate chocolate"]
+
+
+@pytest.mark.parametrize("failure", [dict(status=503), dict(status=500), dict(exception="ConnectTimeout")])
+def test_5xx_or_unreachable_is_retried_with_back_off_and_written_once(client, conn, zendesk, twilio, failure):
+    zendesk.fail_next("POST", r"/tickets\.json", times=2, **failure)
+    text(client, "sitter never showed up")
+
+    run_jobs(conn)
+    assert zendesk.all("ticket") == []
+    assert 0 < scheduled_in(conn)[0] <= 3  # first back-off step
+
+    run_jobs(conn, future=True)
+    [ticket] = zendesk.all("ticket")
+    assert len(zendesk.comments(ticket["id"])) == 1
+    assert zendesk.calls().count("POST /tickets") == 3
+
+
+def test_timeout_after_zendesk_created_the_ticket_does_not_create_it_twice(client, conn, zendesk, twilio):
+    zendesk.fail_next("POST", r"/tickets\.json", exception="ReadTimeout", apply_first=True)
+    text(client, "my dog was bitten")
+
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")  # created once, found again by external_id
+    assert ticket["external_id"].startswith("hotline-")
+    assert "GET /tickets" in zendesk.calls()
+    assert len(zendesk.comments(ticket["id"])) == 1
+    conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
+    assert conn.hget(keys.conversation(conv), "ticket_id").decode() == str(ticket["id"])
+    assert len(twilio.sent()) == 1
+
+
+def test_timeout_after_zendesk_added_the_comment_does_not_add_it_twice(client, conn, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", exception="ReadTimeout", apply_first=True)
+
+    text(client, "second")
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["first", "second"]
+    assert "GET /tickets/{id}/audits" in zendesk.calls()
+    assert conn.zcard(keys.PENDING_INDEX) == 0
+
+
+def test_timeout_before_zendesk_wrote_anything_writes_it_after_checking(client, conn, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", exception="ReadTimeout")
+
+    text(client, "second")
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["first", "second"]
+
+
+def test_permanent_refusal_sets_messages_aside_and_tells_the_agent(client, conn, zendesk, twilio, app):
+    text(client, "first")
+    run_jobs(conn)
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 422,
+                      body={"error": "RecordInvalid", "description": "Record validation errors",
+                            "details": {"base": [{"description": "Comment body too long"}]}})
+
+    text(client, "second")
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    comments = zendesk.comments(ticket["id"])
+    assert [c["body"] for c in comments if c["public"]] == ["first"]
+    [note] = [c for c in comments if not c["public"]]
+    assert "could not add 1 message" in note["body"] and "flask hotline failed requeue" in note["body"]
+    assert scheduled_in(conn) == []  # not retried
+    conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
+    assert conn.zcard(keys.dead(conv)) == 1  # kept
+
+    # The operator replays it once Zendesk accepts it.
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["hotline", "failed", "list"])
+    assert f"conversation {conv}: 1 event(s) set aside" in listed.output
+    assert runner.invoke(args=["hotline", "failed", "requeue"]).exit_code == 0
+    run_jobs(conn)
+    assert [c["body"] for c in zendesk.comments(ticket["id"]) if c["public"]] == ["first", "second"]
+
+
+def test_later_texts_still_flow_after_one_is_set_aside(client, conn, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 422,
+                      body={"error": "RecordInvalid", "description": "nope"})
+    text(client, "refused")
+    run_jobs(conn)
+    text(client, "third")
+    run_jobs(conn)
+
+    bodies = [c["body"] for c in zendesk.comments(zendesk.all("ticket")[0]["id"]) if c["public"]]
+    assert bodies == ["first", "third"]
+
+
+def test_acknowledgement_retried_on_twilio_5xx_and_sent_once(client, conn, zendesk, twilio):
+    twilio.fail_next_send(503, 20500, "Service unavailable")
+    text(client, "help")
+
+    run_jobs(conn, future=True)
+
+    assert len(twilio.sent()) == 1
+
+
+def test_acknowledgement_to_invalid_number_is_noted_on_the_ticket(client, conn, zendesk, twilio):
+    twilio.fail_next_send(400, 21211, "The 'To' number is not a valid phone number.")
+    text(client, "help")
+
+    run_jobs(conn, future=True)
+
+    assert twilio.sent() == []
+    [ticket] = zendesk.all("ticket")
+    [note] = [c for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert "could not send the automatic reply" in note["body"] and "21211" in note["body"]
+    assert scheduled_in(conn) == []
+
+
+def test_acknowledgement_with_unknown_outcome_is_not_sent_again(client, conn, zendesk, twilio):
+    twilio.fail_next_send(0, 0, exception="ReadTimeout")
+    text(client, "help")
+
+    run_jobs(conn, future=True)
+
+    assert twilio.sent() == []  # the mock saw one attempt and never a second
+    assert scheduled_in(conn) == [] and len(Queue("hotline", connection=conn)) == 0
+    [note] = [c for c in zendesk.comments(zendesk.all("ticket")[0]["id"]) if not c["public"]]
+    assert "may not have sent" in note["body"]
