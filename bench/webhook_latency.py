@@ -235,7 +235,8 @@ def machine() -> dict:
 
 # --------------------------------------------------------------------------- requests
 
-def build_requests(n: int, base_url: str, token: str, seed: int = 1) -> list[tuple[bytes, dict]]:
+def build_requests(n: int, base_url: str, token: str, seed: int = 1,
+                   keepalive: bool = True) -> list[tuple[bytes, dict]]:
     """`n` signed Twilio SMS webhooks: (urlencoded body, headers)."""
     from twilio.request_validator import RequestValidator
 
@@ -252,6 +253,7 @@ def build_requests(n: int, base_url: str, token: str, seed: int = 1) -> list[tup
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": validator.compute_signature(url, params),
             "User-Agent": "TwilioProxy/1.1",
+            **({} if keepalive else {"Connection": "close"}),
         }))
     rng.shuffle(out)   # senders in no fixed rotation
     return out
@@ -432,8 +434,12 @@ def _log_counts(log: Path) -> dict:
 # --------------------------------------------------------------------------- run
 
 def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_WORKERS,
-        warmup: float = DEFAULT_WARMUP) -> dict:
-    """Measure `POST /twilio/sms` at `rate` req/s for `seconds` (after `warmup` s) and return figures."""
+        warmup: float = DEFAULT_WARMUP, keepalive: bool = True) -> dict:
+    """Measure `POST /twilio/sms` at `rate` req/s for `seconds` (after `warmup` s) and return figures.
+
+    keepalive=False sends `Connection: close`, so every request opens a new
+    connection (as behind a proxy that does not keep upstream connections).
+    """
     from bot.config import LOCAL_TWILIO_TOKEN
 
     if shutil.which("redis-server") is None:
@@ -478,7 +484,7 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
         stack.callback(_stop, web_proc)
         _wait_ready(web_proc, port, web_log)
 
-        requests = build_requests(n_warm + n_measured, base_url, token)
+        requests = build_requests(n_warm + n_measured, base_url, token, keepalive=keepalive)
         load = OpenLoop(port, requests, rate, workers)
 
         import redis
@@ -486,8 +492,11 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
 
         conn = redis.Redis(host="127.0.0.1", port=redis_port)
         calls_before = _redis_calls(conn)
-        server_pids = _children(web_proc.pid) + [web_proc.pid, redis_proc.pid]
+        web_workers = sorted(_children(web_proc.pid))
+        server_pids = web_workers + [web_proc.pid, redis_proc.pid]
         cpu_before = _cpu_seconds(server_pids)
+        worker_cpu_before = [_cpu_seconds([pid]) for pid in web_workers]
+        redis_cpu_before = _cpu_seconds([redis_proc.pid])
         client_before = sum(os.times()[:2])
         gc.collect()
         gc.freeze()
@@ -498,6 +507,11 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
             gc.enable()
             gc.unfreeze()
         cpu_server = _cpu_seconds(server_pids) - cpu_before
+        # keep-alive connections stay with the gunicorn worker that accepted them,
+        # so the split between workers shows how evenly the load fell
+        worker_cpu = [round(_cpu_seconds([pid]) - before, 2)
+                      for pid, before in zip(web_workers, worker_cpu_before)]
+        redis_cpu = _cpu_seconds([redis_proc.pid]) - redis_cpu_before
         cpu_client = sum(os.times()[:2]) - client_before
 
         result = summarise(load, n_warm)
@@ -528,12 +542,15 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
                 "server_s": round(cpu_server, 2),
                 "client_s": round(cpu_client, 2),
                 "server_ms_per_request": round(cpu_server * 1000 / len(requests), 3),
+                "gunicorn_workers_s": worker_cpu,
+                "redis_s": round(redis_cpu, 2),
                 "server_cores_busy": round(cpu_server / total_s, 2),
                 "client_cores_busy": round(cpu_client / total_s, 2),
             },
         })
         result["setup"] = {
             "rate": rate, "seconds": seconds, "warmup_seconds": warmup, "client_threads": workers,
+            "keepalive": keepalive,
             "server": "gunicorn --bind 127.0.0.1:PORT --workers 2 --threads 4 "
                       "--graceful-timeout 5 wsgi:app",
             "redis": "redis-server --save '' --appendonly no (private, loopback)",
@@ -561,6 +578,7 @@ def format_report(r: dict) -> str:
     lines = [
         f"webhook latency: POST {PATH}, open loop {r['offered_rate']:g} req/s for "
         f"{r['setup']['seconds']:g} s (+{r['setup']['warmup_seconds']:g} s warm-up), "
+        f"{'keep-alive' if r['setup']['keepalive'] else 'new connection each'}, "
         f"{m['nproc']} cores, Python {m['python']}",
         f"  {'ms':<22}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>9}",
         row("latency (from send)", lat),
@@ -572,7 +590,9 @@ def format_report(r: dict) -> str:
         f"  rate: offered {r['offered_rate']:g}/s  sent {r['achieved_send_rate']}/s  "
         f"completed {r['completed_rate']}/s",
         f"  cpu: server {cpu['server_ms_per_request']:.2f} ms/request "
-        f"({cpu['server_cores_busy']:.2f} cores)  client {cpu['client_cores_busy']:.2f} cores",
+        f"({cpu['server_cores_busy']:.2f} cores; s per gunicorn worker "
+        f"{'/'.join(f'{x:g}' for x in cpu['gunicorn_workers_s'])}, redis {cpu['redis_s']:g})  "
+        f"client {cpu['client_cores_busy']:.2f} cores",
         f"  redis: {chk['jobs_queued']} jobs queued, {chk['events_spooled']} spooled, "
         f"for {chk['answered_200_incl_warmup']} answers 200"
         + ("" if chk["consistent"] else "  <-- MISMATCH")
@@ -602,13 +622,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20, help="measured duration")
     p.add_argument("--warmup", type=float, default=DEFAULT_WARMUP, help="unmeasured seconds first")
     p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="client threads")
+    p.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+                   help="a new connection per request (Connection: close)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _sigterm_to_exit)
     args = parse_args(argv)
-    result = run(rate=args.rate, seconds=args.seconds, workers=args.workers, warmup=args.warmup)
+    result = run(rate=args.rate, seconds=args.seconds, workers=args.workers, warmup=args.warmup,
+                 keepalive=args.keepalive)
     print(format_report(result))
     print(f"  written: {write_json(result, 'webhook_latency.json').relative_to(ROOT)}")
     return 0

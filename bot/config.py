@@ -14,11 +14,19 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_TWILIO_TOKEN = "local-mode-twilio-token"
 
 
+RUN_ENV = ROOT / "var" / "run.env"
+
+
 def load_dotenv_once() -> None:
-    """Read `.env` from the project root, if there is one."""
+    """Read `.env` from the project root, if there is one.
+
+    Also `var/run.env`, which `make run` writes while it runs (local mode, its
+    Redis and URL), so `flask hotline …` in another terminal talks to it.
+    """
     from dotenv import load_dotenv
 
     load_dotenv(ROOT / ".env", override=False)
+    load_dotenv(RUN_ENV, override=False)
 
 
 def _path(value: str) -> Path:

@@ -15,7 +15,7 @@ if [ -z "${REDIS_URL:-}" ]; then
     --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
     --daemonize yes --pidfile "$PWD/var/redis/redis.pid" --logfile "$PWD/var/redis/redis.log"
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-  trap 'kill "$(cat var/redis/redis.pid 2>/dev/null)" 2>/dev/null || true' EXIT
+  STARTED_REDIS=1
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   echo "private Redis on $REDIS_URL (data in var/redis)"
 fi
@@ -25,6 +25,18 @@ if [ -z "${ZENDESK_API_TOKEN:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
   echo "local mode: no Zendesk/Twilio credentials — desk and outbox at $PUBLIC_BASE_URL/local/"
   echo "try: .venv/bin/flask hotline simulate sms --from +15551230001 \"my dog is hurt\""
 fi
+
+# Let `flask hotline …` in another terminal find this instance; gone when it stops.
+{
+  echo "REDIS_URL=$REDIS_URL"
+  echo "PUBLIC_BASE_URL=$PUBLIC_BASE_URL"
+  [ -n "${HOTLINE_LOCAL_MODE:-}" ] && echo "HOTLINE_LOCAL_MODE=$HOTLINE_LOCAL_MODE"
+} > var/run.env
+cleanup() {
+  rm -f var/run.env
+  if [ -n "${STARTED_REDIS:-}" ]; then kill "$(cat var/redis/redis.pid)" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 
 export PATH="$PWD/.venv/bin:$PATH"
 honcho start -f Procfile

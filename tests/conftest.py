@@ -204,6 +204,13 @@ def sms(sender: str, body: str, sid: str | None = None, **extra) -> dict:
 
 # -- running jobs --------------------------------------------------------------
 
+class QuietWorker(SimpleWorker):
+    """RQ's SimpleWorker without the command pub/sub thread, whose shutdown costs a second."""
+
+    def subscribe(self):
+        self.pubsub_thread = None
+
+
 def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout: float = 30.0) -> int:
     """Run every queued job through a real RQ worker until nothing is left.
 
@@ -216,7 +223,7 @@ def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout
     done = 0
     while time.monotonic() < deadline:
         if len(queue):
-            worker = SimpleWorker([queue], connection=conn)
+            worker = QuietWorker([queue], connection=conn)
             worker.work(burst=True)
             done += 1
             continue

@@ -1,0 +1,108 @@
+"""Embedded defaults (SPEC 2): without credentials, a local desk and outbox, viewable in
+the browser, and `flask hotline simulate sms` signing a webhook to a running service."""
+import dataclasses
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from bot import runtime
+from bot.config import LOCAL_TWILIO_TOKEN, Config
+from bot.desk.local import LocalDesk
+from tests.conftest import free_port, run_jobs
+
+
+@pytest.fixture
+def local(config, conn, tmp_path, monkeypatch):
+    """A local-mode service on a real port, and its worker runtime."""
+    from web import create_app
+
+    port = free_port()
+    cfg = dataclasses.replace(
+        config, local_mode=True, twilio_account_sid="", twilio_auth_token=LOCAL_TWILIO_TOKEN,
+        twilio_from_number="", zendesk_subdomain="", zendesk_email="", zendesk_api_token="",
+        public_base_url=f"http://127.0.0.1:{port}")
+    app = create_app(cfg, maintenance=False)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    built = runtime.build(cfg)
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    yield app, built
+    server.shutdown()
+
+
+def test_simulated_text_becomes_a_local_ticket_and_a_local_reply(local, conn):
+    app, built = local
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "my dog is hurt"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("200 ") and "<Response" in result.output
+    run_jobs(conn)
+    [ticket] = LocalDesk(built.config.local_db).tickets()
+    assert ticket["status"] == "new" and "hotline" in ticket["tags"].split()
+    [comment] = LocalDesk(built.config.local_db).comments(ticket["id"])
+    assert comment["body"] == "my dog is hurt" and comment["public"] == 1
+
+    web = app.test_client()
+    desk_page = web.get("/local/desk").get_data(as_text=True)
+    assert f'href="/local/desk/{ticket["id"]}"' in desk_page and "+1 555-123-0001" in desk_page
+    ticket_page = web.get(f"/local/desk/{ticket['id']}").get_data(as_text=True)
+    assert "my dog is hurt" in ticket_page
+    outbox_page = web.get("/local/outbox").get_data(as_text=True)
+    assert f"#{ticket['id']}" in outbox_page and "+15551230001" in outbox_page
+
+
+def test_closing_a_local_ticket_makes_the_next_text_a_follow_up(local, conn):
+    app, built = local
+    runner = app.test_cli_runner()
+    runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "first"])
+    run_jobs(conn)
+    [first] = LocalDesk(built.config.local_db).tickets()
+
+    assert app.test_client().post(f"/local/desk/{first['id']}/status",
+                                  data={"status": "closed"}).status_code == 302
+    runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "second"])
+    run_jobs(conn)
+
+    newest = LocalDesk(built.config.local_db).tickets()[0]
+    assert newest["id"] != first["id"] and newest["followup_of"] == first["id"]
+
+
+def test_simulate_against_nothing_says_so(config, conn):
+    from web import create_app
+
+    cfg = dataclasses.replace(config, public_base_url=f"http://127.0.0.1:{free_port()}")
+    result = create_app(cfg, maintenance=False).test_cli_runner().invoke(
+        args=["hotline", "simulate", "sms", "--from", "+15551230001", "hi"])
+    assert result.exit_code != 0 and "could not reach Hotline" in result.output
+
+
+def test_local_pages_do_not_exist_outside_local_mode(client):
+    assert client.get("/local/desk").status_code == 404
+
+
+def test_local_mode_is_explicit():
+    """Without credentials and without HOTLINE_LOCAL_MODE, no webhook secret exists: fail closed."""
+    plain = Config.from_env({})
+    assert plain.twilio_auth_token == "" and not plain.local_mode
+    assert Config.from_env({"HOTLINE_LOCAL_MODE": "1"}).twilio_auth_token == LOCAL_TWILIO_TOKEN
+    assert Config.from_env({"HOTLINE_LOCAL_MODE": "1", "TWILIO_AUTH_TOKEN": "real"}).twilio_auth_token == "real"
+    with pytest.raises(runtime.ConfigurationError):
+        runtime.make_desk(plain)
+
+
+def test_check_reports_missing_credentials(config, conn):
+    from web import create_app
+
+    cfg = dataclasses.replace(config, zendesk_api_token="", twilio_auth_token="")
+    result = create_app(cfg, maintenance=False).test_cli_runner().invoke(args=["hotline", "check"])
+    assert result.exit_code == 1
+    assert "Zendesk credentials missing" in result.output and "Twilio credentials missing" in result.output
+
+
+def test_health_endpoints(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["redis"] is True and ready.json["spooled"] == 0
