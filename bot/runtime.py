@@ -31,12 +31,15 @@ class ConfigurationError(RuntimeError):
     """The service cannot start with this configuration."""
 
 
-def make_desk(config: Config) -> Desk:
+def make_desk(config: Config, conn: redis.Redis | None = None,
+              settings: Settings | None = None) -> Desk:
     if config.has_zendesk:
         from bot.desk.zendesk import ZendeskDesk
+        from bot.ratelimit import MinuteBudget
 
+        budget = MinuteBudget(conn, settings.zendesk_requests_per_minute) if conn and settings else None
         return ZendeskDesk(config.zendesk_subdomain, config.zendesk_email,
-                           config.zendesk_api_token, timeout=config.http_timeout)
+                           config.zendesk_api_token, timeout=config.http_timeout, budget=budget)
     if config.local_mode:
         from bot.desk.local import LocalDesk
 
@@ -67,8 +70,10 @@ def build(config: Config | None = None) -> Runtime:
     settings = load_settings(config.settings_path)
     templates = Templates(config.templates_dir)
     templates.check()
-    return Runtime(config=config, settings=settings, redis=redisconn.connect(config.redis_url),
-                   desk=make_desk(config), phone=make_phone(config), templates=templates)
+    conn = redisconn.connect(config.redis_url)
+    return Runtime(config=config, settings=settings, redis=conn,
+                   desk=make_desk(config, conn, settings), phone=make_phone(config),
+                   templates=templates)
 
 
 @functools.lru_cache(maxsize=1)

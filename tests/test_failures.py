@@ -161,3 +161,39 @@ def test_acknowledgement_with_unknown_outcome_is_not_sent_again(client, conn, ze
     assert scheduled_in(conn) == [] and len(Queue("hotline", connection=conn)) == 0
     [note] = [c for c in zendesk.comments(zendesk.all("ticket")[0]["id"]) if not c["public"]]
     assert "may not have sent" in note["body"]
+
+
+def test_zendesk_budget_shared_by_workers_defers_instead_of_calling(client, conn, config, tmp_path,
+                                                                    zendesk, twilio, monkeypatch):
+    limited = tmp_path / "limited.yaml"
+    limited.write_text("timezone: UTC\nzendesk:\n  requests_per_minute: 2\n")
+    import dataclasses
+
+    built = runtime.build(dataclasses.replace(config, settings_path=limited))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    text(client, "hello")
+
+    run_jobs(conn)
+
+    assert zendesk.calls() == ["GET /search", "POST /users"]  # the third call waits
+    [due] = scheduled_in(conn)
+    assert 0 < due <= 60
+    conn.delete(*conn.keys("hotline:zendesk-budget:*"))  # the next minute
+    run_jobs(conn, future=True)
+    assert len(zendesk.all("ticket")) == 1 and len(zendesk.all("user")) == 1
+
+
+def test_job_failing_past_its_budget_is_listed_and_replayable(client, conn, zendesk, twilio, app):
+    from bot.jobs import BACKOFF
+
+    zendesk.fail_next("GET", r"/search\.json", 503, times=len(BACKOFF) + 1)
+    text(client, "zendesk is down")
+
+    run_jobs(conn, future=True)
+
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["hotline", "failed", "list"]).output
+    assert "process_conversation" in listed and "zendesk 503" in listed
+    assert runner.invoke(args=["hotline", "failed", "requeue"]).output.startswith("requeued 1 job")
+    run_jobs(conn)
+    assert len(zendesk.all("ticket")) == 1

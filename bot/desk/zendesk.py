@@ -52,14 +52,18 @@ def _ticket(obj) -> Ticket:
 class ZendeskDesk:
     """`bot.desk.Desk` over the Zendesk API."""
 
-    def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0):
+    def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0,
+                 budget=None):
         session = requests.Session()
         session.hooks["response"].append(_raise_for_status)
         self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
                             timeout=timeout, disable_cache=True)
+        self.budget = budget
 
     def _do(self, fn, *args, write: bool = False, **kwargs):
         """Run one zenpy call, mapping network failures to TransientError."""
+        if self.budget:
+            self.budget.take()
         try:
             return fn(*args, **kwargs)
         except requests.ConnectionError as exc:
@@ -72,10 +76,9 @@ class ZendeskDesk:
     def find_user_by_phone(self, phone: str) -> int | None:
         # Zendesk search wants the number without '+'. It lags creation by
         # minutes, so callers look in Hotline's own map first.
-        results = self._do(self.client.search, type="user", phone=phone.lstrip("+"))
-        for user in self._do(lambda: list(results)[:1]):
-            return int(user.id)
-        return None
+        user = self._do(lambda: next(iter(self.client.search(type="user", phone=phone.lstrip("+"))),
+                                     None))
+        return int(user.id) if user else None
 
     def create_user(self, name: str, phone: str) -> int:
         user = self._do(self.client.users.create,
