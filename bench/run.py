@@ -28,8 +28,9 @@ def zendesk_calls() -> dict | None:
         return None
     result = zendesk_run()
     print("zendesk call counts:")
+    width = max((len(str(k)) for k in (result or {})), default=0) + 2
     for key, value in (result or {}).items():
-        print(f"  {key:<28}{value}")
+        print(f"  {key:<{width}}{value}")
     return result
     # ---- end of the Zendesk half
 

@@ -3,12 +3,12 @@
 What `run()` does, start to finish (everything it starts is stopped in a
 `finally`, also on error or Ctrl-C):
 
-1. starts a private `redis-server` (no persistence) and gunicorn exactly as the
-   Procfile's `web` line does (2 workers x 4 threads, minus the access log), each
+1. starts a private `redis-server` (no persistence) and gunicorn as the
+   Procfile's `web` line does (2 workers x 4 threads, no access log), each
    on a free loopback port, with a throwaway spool dir and local DB;
 2. waits for `GET /readyz` to answer 200;
 3. builds and signs every request beforehand (a fresh MessageSid each, From
-   cycling over 50 numbers), so the client spends its time sending, not signing;
+   spread over 50 numbers), so the client spends its time sending, not signing;
 4. sends them open-loop: request i is due at t0 + i/rate whatever happened to
    the ones before it, over keep-alive `http.client` connections, one per client
    thread. The first `warmup` seconds are sent but left out of the figures;
@@ -165,8 +165,8 @@ def _wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
         finally:
             conn.close()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"GET /readyz not 200 within {READY_DEADLINE:.0f}s (last: {last}):\n"
-                               f"{_tail(log)}")
+            raise RuntimeError(f"GET /readyz not 200 within {READY_DEADLINE:.0f}s "
+                               f"(last: {last}):\n{_tail(log)}")
         time.sleep(0.1)
 
 
@@ -199,6 +199,19 @@ def _cpu_seconds(pids: list[int]) -> float:
         fields = stat[stat.rindex(b")") + 2:].split()
         total += int(fields[11]) + int(fields[12])   # utime, stime
     return total / tick
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as fh:
+            f = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user]
+    busy = f[0] + f[1] + f[2] + f[5] + f[6]
+    return busy / tick, (f[7] if len(f) > 7 else 0) / tick
 
 
 def _redis_calls(conn) -> dict:
@@ -435,7 +448,7 @@ def _log_counts(log: Path) -> dict:
 
 def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_WORKERS,
         warmup: float = DEFAULT_WARMUP, keepalive: bool = True) -> dict:
-    """Measure `POST /twilio/sms` at `rate` req/s for `seconds` (after `warmup` s) and return figures.
+    """Measure `POST /twilio/sms` at `rate` req/s for `seconds` (after `warmup` s); return figures.
 
     keepalive=False sends `Connection: close`, so every request opens a new
     connection (as behind a proxy that does not keep upstream connections).
@@ -498,6 +511,7 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
         worker_cpu_before = [_cpu_seconds([pid]) for pid in web_workers]
         redis_cpu_before = _cpu_seconds([redis_proc.pid])
         client_before = sum(os.times()[:2])
+        machine_before = _machine_cpu()
         gc.collect()
         gc.freeze()
         gc.disable()
@@ -513,6 +527,9 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
                       for pid, before in zip(web_workers, worker_cpu_before)]
         redis_cpu = _cpu_seconds([redis_proc.pid]) - redis_cpu_before
         cpu_client = sum(os.times()[:2]) - client_before
+        machine_after = _machine_cpu()
+        machine_busy = machine_after[0] - machine_before[0]
+        steal = machine_after[1] - machine_before[1]
 
         result = summarise(load, n_warm)
 
@@ -546,6 +563,11 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
                 "redis_s": round(redis_cpu, 2),
                 "server_cores_busy": round(cpu_server / total_s, 2),
                 "client_cores_busy": round(cpu_client / total_s, 2),
+                # anything else running on the machine meanwhile (other people's tests,
+                # the hypervisor taking the CPU away) shows up here
+                "other_processes_cores_busy": round(
+                    max(0.0, machine_busy - cpu_server - cpu_client) / total_s, 2),
+                "steal_s": round(steal, 2),
             },
         })
         result["setup"] = {
@@ -593,6 +615,9 @@ def format_report(r: dict) -> str:
         f"({cpu['server_cores_busy']:.2f} cores; s per gunicorn worker "
         f"{'/'.join(f'{x:g}' for x in cpu['gunicorn_workers_s'])}, redis {cpu['redis_s']:g})  "
         f"client {cpu['client_cores_busy']:.2f} cores",
+        f"  cpu elsewhere on the machine meanwhile: "
+        f"{cpu['other_processes_cores_busy']:.2f} cores, "
+        f"steal {cpu['steal_s']:g} s",
         f"  redis: {chk['jobs_queued']} jobs queued, {chk['events_spooled']} spooled, "
         f"for {chk['answered_200_incl_warmup']} answers 200"
         + ("" if chk["consistent"] else "  <-- MISMATCH")

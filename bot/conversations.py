@@ -57,8 +57,8 @@ return 0
 class Lock:
     """A per-conversation lock with an owner token, so only its holder frees it."""
 
-    def __init__(self, conn: redis.Redis, conv_id: str):
-        self.conn, self.key, self.token = conn, keys.lock(conv_id), uuid.uuid4().hex
+    def __init__(self, conn: redis.Redis, key: str):
+        self.conn, self.key, self.token = conn, key, uuid.uuid4().hex
 
     def acquire(self) -> bool:
         return bool(self.conn.set(self.key, self.token, nx=True, px=LOCK_TTL_MS))
@@ -117,7 +117,7 @@ def process(rt, conv_id: str) -> int:
     """
     written = 0
     while True:
-        lock = Lock(rt.redis, conv_id)
+        lock = Lock(rt.redis, keys.lock(conv_id))
         if not lock.acquire():
             return written
         try:
@@ -381,6 +381,9 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
                                  "ticket_stamp": result.ticket.updated_at,
                                  "ticket_status": result.ticket.status})
     pipe.hdel(conv_map, "intent")
+    pipe.hsetnx(keys.ticket(result.ticket.id), "conv", conv_id)
+    pipe.hsetnx(keys.ticket(result.ticket.id), "linked_at",
+                datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
     for m in messages:
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
@@ -388,8 +391,9 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
     log.info("conversation.written", extra={
         "conv": conv_id, "ticket": result.ticket.id, "events": len(batch),
         "new_ticket": result.created, "from": mask(phone)})
-    if result.created:
-        from bot import jobs
+    from bot import jobs, keywords
 
+    keywords.apply(rt, conv_id, result.ticket.id, phone, messages)
+    if result.created:
         jobs.schedule_autoreply(rt, conv_id, result.ticket.id)
     return len(batch)

@@ -27,6 +27,7 @@ class InboundMessage:
     source: str = "twilio"
     media: list[Media] = field(default_factory=list)
     location: dict[str, str] = field(default_factory=dict)
+    opt_out_type: str = ""          # the carrier's own reading: STOP, START, HELP
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received_at: float = field(default_factory=time.time)
 

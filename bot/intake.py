@@ -14,6 +14,7 @@ This is the only thing the web tier does with an event (SPEC 3.3, 3.4):
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -63,8 +64,6 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> No
 
 
 def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
-    import json
-
     result = conn.eval(
         _ACCEPT, 3,
         keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX,
@@ -76,6 +75,40 @@ def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
     conv_id = result[1].decode() if isinstance(result[1], bytes) else result[1]
     enqueue_conversation(conn, queue_name, conv_id)
     return Outcome.QUEUED
+
+
+_CLAIM = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if claimed or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+
+
+def _queue_job(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
+    if not conn.eval(_CLAIM, 1, keys.seen(event["dedupe_key"]), event["event_id"], keys.SEEN_TTL):
+        return Outcome.DUPLICATE
+    Queue(queue_name, connection=conn).enqueue(
+        event["job"], *event["args"], job_timeout=300, result_ttl=600,
+        failure_ttl=30 * 24 * 3600, description=f"{event['job'].rsplit('.', 1)[-1]}{tuple(event['args'])}")
+    return Outcome.QUEUED
+
+
+def accept_job(conn: redis.Redis, queue_name: str, spool_dir: Path, dedupe_key: str,
+               job: str, *args) -> Outcome:
+    """Claim `dedupe_key` once and enqueue `job(*args)`; spool it when Redis cannot.
+
+    For events that are a hint to re-read state (Zendesk events, delivery
+    reports): `args` are ids and codes, never personal data.
+    """
+    event = {"kind": "job", "event_id": uuid.uuid4().hex, "dedupe_key": dedupe_key,
+             "received_at": time.time(), "job": job, "args": list(args)}
+    try:
+        return _queue_job(conn, queue_name, event)
+    except UNAVAILABLE as exc:
+        spool.write(spool_dir, event)
+        log.warning("intake.spooled", extra={"event_id": event["event_id"],
+                                             "reason": type(exc).__name__})
+        return Outcome.SPOOLED
 
 
 def envelope(message) -> dict:
@@ -113,7 +146,8 @@ def drain_spool(conn: redis.Redis, queue_name: str, spool_dir: Path) -> int:
         if event is None:
             continue
         try:
-            outcome = _queue(conn, queue_name, event)
+            forward = _queue_job if event.get("kind") == "job" else _queue
+            outcome = forward(conn, queue_name, event)
         except UNAVAILABLE:
             break
         path.unlink(missing_ok=True)

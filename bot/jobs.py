@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from rq import Queue, Retry
 
-from bot import conversations, keys, runtime
-from bot.desk import NewComment
-from bot.errors import PermanentError, TransientError
-from bot.phones import mask
+from bot import agent_replies, conversations, delivery, keys, runtime
+from bot.errors import TransientError
 
 log = logging.getLogger("hotline.jobs")
 
@@ -51,43 +49,48 @@ def schedule_autoreply(rt, conv_id: str, ticket_id: int) -> bool:
     window = int(rt.settings.autoreply_window_hours * 3600)
     if window and not rt.redis.set(keys.autoreply(conv_id), ticket_id, nx=True, ex=window):
         return False
-    from datetime import datetime, timezone
-
     template = "sms/ack" if rt.settings.in_business_hours(datetime.now(timezone.utc)) \
         else "sms/after_hours"
-    _queue(rt).enqueue(send_template, conv_id, ticket_id, template,
-                       retry=Retry(max=5, interval=[5, 15, 60, 300, 900]),
-                       description=f"send_template({conv_id}, {template})")
+    enqueue_template(rt, conv_id, ticket_id, template, f"auto:{ticket_id}")
     return True
 
 
-def send_template(conv_id: str, ticket_id: int, template: str) -> str | None:
-    """Text the conversation's customer the template; a permanent failure is noted on the ticket."""
+def enqueue_template(rt, conv_id: str, ticket_id: int, template: str, intent: str) -> None:
+    _queue(rt).enqueue(send_template, conv_id, ticket_id, template, intent,
+                       retry=Retry(max=5, interval=[5, 15, 60, 300, 900]),
+                       description=f"send_template({conv_id}, {template})")
+
+
+def send_template(conv_id: str, ticket_id: int, template: str, intent: str | None = None) -> str:
+    """Text the conversation's customer a template, once for `intent`."""
     rt = runtime.get()
     phone = rt.redis.hget(keys.conversation(conv_id), "phone")
     if not phone:
         log.error("send.no-phone", extra={"conv": conv_id})
-        return None
-    phone = phone.decode()
+        return "no-phone"
     body = rt.templates.render(template, ticket_id=ticket_id)
+    return delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone.decode(),
+                              body=body, intent=intent or f"template:{template}:{ticket_id}",
+                              what=f"the automatic reply ({template})").value
+
+
+def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
+    """Send the ticket's new agent replies and macro texts to the customer (see `bot.agent_replies`)."""
+    rt = runtime.get()
     try:
-        sid = rt.phone.send_sms(phone, body)
+        return agent_replies.sync(rt, ticket_id)
+    except agent_replies.Busy:
+        delay = 2
     except TransientError as exc:
-        if exc.unknown_outcome:
-            # It may have gone out; a second copy to someone in crisis is worse.
-            log.error("send.outcome-unknown", extra={"conv": conv_id, "to": mask(phone)})
-            _note(rt, ticket_id, f"Hotline may not have sent the automatic reply "
-                                 f"({template}): the carrier did not answer in time.")
-            return None
-        raise
-    except PermanentError as exc:
-        log.error("send.failed", extra={"conv": conv_id, "to": mask(phone), "code": exc.code})
-        _note(rt, ticket_id, f"Hotline could not send the automatic reply ({template}) "
-                             f"to the customer: {exc}.")
-        return None
-    log.info("send.sent", extra={"conv": conv_id, "to": mask(phone), "template": template})
-    return sid
+        if attempt >= len(BACKOFF):
+            raise
+        delay = exc.retry_after if exc.retry_after is not None else BACKOFF[attempt]
+        log.warning("sync.retry", extra={"ticket": ticket_id, "attempt": attempt + 1, "delay": delay})
+    _queue(rt).enqueue_in(timedelta(seconds=delay), sync_ticket, ticket_id, attempt + 1,
+                          description=f"sync_ticket({ticket_id})")
+    return 0
 
 
-def _note(rt, ticket_id: int, text: str) -> None:
-    rt.desk.add_comment(ticket_id, NewComment(body=text, public=False))
+def delivery_status(sid: str, status: str, error_code: str | None = None) -> str:
+    """Apply a Twilio delivery report to the message's record (and its ticket when it failed)."""
+    return delivery.record_status(runtime.get(), sid, status, error_code)

@@ -44,3 +44,25 @@ DEAD_INDEX = PREFIX + "dead"           # set: conversation ids with events set a
 def dead(conv_id: str) -> str:
     """Zset: events the desk refused for good, kept for `flask hotline failed requeue`."""
     return f"{PREFIX}dead:{conv_id}"
+
+
+OPTED_OUT = PREFIX + "optout"          # hash: phone -> when it opted out
+
+
+def outbox(conv_id: str) -> str:
+    """Hash: send intent (comment:123:1, template:ack:…) -> sid | sending | unknown | failed:code."""
+    return f"{PREFIX}outbox:{conv_id}"
+
+
+def message(sid: str) -> str:
+    """Hash: an outbound message's conversation, ticket and furthest status."""
+    return f"{PREFIX}msg:{sid}"
+
+
+def ticket(ticket_id) -> str:
+    """Hash: a ticket Hotline writes to: its conversation and when it was linked."""
+    return f"{PREFIX}ticket:{ticket_id}"
+
+
+def ticket_lock(ticket_id) -> str:
+    return f"{PREFIX}ticket-lock:{ticket_id}"

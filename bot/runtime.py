@@ -53,7 +53,8 @@ def make_phone(config: Config) -> Phone:
 
         return TwilioPhone(config.twilio_account_sid, config.twilio_auth_token,
                            config.twilio_from_number, config.twilio_messaging_service_sid,
-                           timeout=config.http_timeout)
+                           timeout=config.http_timeout,
+                           status_callback=config.public_base_url + "/twilio/sms/status")
     if config.local_mode:
         from bot.phone.outbox import LocalOutbox
 

@@ -3,9 +3,10 @@
 A handler verifies the sender, normalises the payload into a `bot.events`
 event, and hands it to `bot.intake`. It never calls Zendesk or Twilio.
 """
-from handlers import health, twilio_sms
+from handlers import health, twilio_sms, zendesk
 
 BLUEPRINTS = [
     health.bp,
     twilio_sms.bp,
+    zendesk.bp,
 ]

@@ -1,12 +1,14 @@
 """`POST /twilio/sms`: an inbound SMS or MMS (SPEC 3)."""
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot import intake, keys
 from bot.events import InboundMessage, Media
 from bot.phones import to_e164
-from handlers.common import accept, bad_request
+from bot.redisconn import UNAVAILABLE
+from handlers.common import accept, bad_request, state
 from handlers.twilio_common import twiml, verified
 
 bp = Blueprint("twilio_sms", __name__)
@@ -33,7 +35,8 @@ def normalise(form) -> InboundMessage | str:
     return InboundMessage(
         provider_id=form["MessageSid"].strip(), sender=sender, body=form.get("Body", ""),
         recipient=form.get("To", ""), media=media,
-        location={k: v for k, v in location.items() if v})
+        location={k: v for k, v in location.items() if v},
+        opt_out_type=form.get("OptOutType", "").strip().upper())
 
 
 @bp.post("/twilio/sms")
@@ -46,3 +49,24 @@ def inbound_sms():
     # The acknowledgement goes out from the worker once the ticket exists, so
     # it can name the case number; the webhook answers at once with empty TwiML.
     return twiml(MessagingResponse())
+
+
+@bp.post("/twilio/sms/status")
+@verified
+def sms_status():
+    """Delivery report for a text Hotline sent: one job per sid + status, 204 always."""
+    form = request.form
+    sid = form.get("MessageSid", "").strip() or form.get("SmsSid", "").strip()
+    status = (form.get("MessageStatus", "") or form.get("SmsStatus", "")).strip().lower()
+    if not sid or not status:
+        return bad_request("missing MessageSid or MessageStatus")
+    st = state()
+    try:
+        known = st.redis.exists(keys.message(sid))
+    except UNAVAILABLE:  # Redis away: accept (spool) and let the job decide
+        known = True
+    if known:
+        intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
+                          f"twilio:status:{sid}:{status}", "bot.jobs.delivery_status",
+                          sid, status, form.get("ErrorCode", "").strip() or None)
+    return Response(status=204)

@@ -131,7 +131,7 @@ def test_later_texts_still_flow_after_one_is_set_aside(client, conn, zendesk, tw
 
 def test_acknowledgement_retried_on_twilio_5xx_and_sent_once(client, conn, zendesk, twilio):
     twilio.fail_next_send(503, 20500, "Service unavailable")
-    text(client, "help")
+    text(client, "please help me")
 
     run_jobs(conn, future=True)
 
@@ -140,7 +140,7 @@ def test_acknowledgement_retried_on_twilio_5xx_and_sent_once(client, conn, zende
 
 def test_acknowledgement_to_invalid_number_is_noted_on_the_ticket(client, conn, zendesk, twilio):
     twilio.fail_next_send(400, 21211, "The 'To' number is not a valid phone number.")
-    text(client, "help")
+    text(client, "please help me")
 
     run_jobs(conn, future=True)
 
@@ -153,7 +153,7 @@ def test_acknowledgement_to_invalid_number_is_noted_on_the_ticket(client, conn, 
 
 def test_acknowledgement_with_unknown_outcome_is_not_sent_again(client, conn, zendesk, twilio):
     twilio.fail_next_send(0, 0, exception="ReadTimeout")
-    text(client, "help")
+    text(client, "please help me")
 
     run_jobs(conn, future=True)
 

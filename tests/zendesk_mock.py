@@ -35,7 +35,7 @@ class ZendeskMock:
 
     # -- state -------------------------------------------------------------
     def _next(self, kind: str) -> int:
-        return int(self.r.incr(P + "seq:" + kind)) + {"user": 9000, "ticket": 100,
+        return int(self.r.incr(P + "seq:" + kind)) + {"user": 9000, "attachment": 3000, "ticket": 100,
                                                       "audit": 5000, "comment": 7000}.get(kind, 0)
 
     def _get(self, kind: str, oid) -> dict | None:
@@ -70,6 +70,26 @@ class ZendeskMock:
         ticket["updated_at"] = iso(updated)
         self._put("ticket", ticket)
         return ticket
+
+    API_USER = 1  # the user Hotline's token acts as
+
+    def add_agent(self, name: str = "Alex Agent") -> dict:
+        agent = self._user(name, None)
+        agent["role"] = "agent"
+        self._put("user", agent)
+        return agent
+
+    def agent_comment(self, ticket_id: int, author_id: int, body: str, public: bool = True,
+                      attachments: list[dict] | None = None) -> dict:
+        """What an agent's reply in Zendesk leaves behind."""
+        t = self._get("ticket", ticket_id)
+        audit = self._comment_and_audit(t, {"body": body, "public": public, "author_id": author_id},
+                                        None, None)
+        comment = self._get("comment", audit["events"][0]["id"])
+        comment["attachments"] = attachments or []
+        self._put("comment", comment)
+        self.set_ticket(ticket_id, status="pending" if public else t["status"])
+        return comment
 
     def set_ticket(self, ticket_id: int, **changes) -> None:
         t = self._get("ticket", ticket_id)
@@ -131,12 +151,13 @@ class ZendeskMock:
     def _comment_and_audit(self, ticket: dict, comment: dict, metadata: dict | None,
                            status_change: str | None) -> dict:
         cid, aid = self._next("comment"), self._next("audit")
-        author = comment.get("author_id") or 1
+        author = comment.get("author_id") or self.API_USER
         stored = {"id": cid, "ticket_id": ticket["id"], "type": "Comment", "author_id": author,
                   "body": comment.get("body", ""), "html_body": f"<p>{comment.get('body', '')}</p>",
                   "plain_body": comment.get("body", ""), "public": comment.get("public", True),
                   "attachments": [{"token": t} for t in comment.get("uploads", [])],
-                  "audit_id": aid, "via": {"channel": "api"}, "created_at": iso(),
+                  "audit_id": aid, "via": {"channel": "api"},
+                  "created_at": iso(datetime.now(timezone.utc) + timedelta(seconds=int(self.r.incr(P + "tick")))),
                   "metadata": {"system": {}, "custom": {}}}
         self._put("comment", stored)
         events = [{k: v for k, v in stored.items() if k not in ("ticket_id", "audit_id")}]
@@ -193,6 +214,9 @@ class ZendeskMock:
             ("GET", r"/search\.json", self.search),
             ("POST", r"/users\.json", self.create_user),
             ("GET", r"/tickets/(\d+)/audits\.json", self.list_audits),
+            ("GET", r"/tickets/(\d+)/comments\.json", self.list_comments),
+            ("GET", r"/users/show_many\.json", self.show_many_users),
+            ("GET", r"/users/me\.json", self.me),
             ("GET", r"/tickets/(\d+)\.json", self.show_ticket),
             ("PUT", r"/tickets/(\d+)\.json", self.update_ticket),
             ("GET", r"/tickets\.json", self.list_tickets),
@@ -242,6 +266,22 @@ class ZendeskMock:
         return 200, {"tickets": found, "next_page": None, "previous_page": None,
                      "count": len(found)}
 
+    def list_comments(self, request):
+        tid = self._id(request)
+        found = [{k: v for k, v in c.items() if k != "ticket_id"} for c in self.comments(tid)]
+        return 200, {"comments": found, "next_page": None, "previous_page": None,
+                     "count": len(found)}
+
+    def show_many_users(self, request):
+        ids = parse_qs(urlparse(request.url).query)["ids"][0].split(",")
+        users = [u for u in (self._get("user", i) for i in ids) if u]
+        return 200, {"users": users, "next_page": None, "previous_page": None, "count": len(users)}
+
+    def me(self, request):
+        me = self._user("Hotline API", None)
+        me.update(id=self.API_USER, role="admin", email="hotline@acme.test")
+        return 200, {"user": me}
+
     def list_audits(self, request):
         tid = self._id(request)
         audits = [a for a in self.all("audit") if a["ticket_id"] == tid]
@@ -277,6 +317,8 @@ class ZendeskMock:
         audit = self._comment_and_audit(t, data.get("comment") or {}, data.get("metadata"), new_status)
         if new_status:
             t["status"] = new_status
+        tags = [x for x in t["tags"] if x not in data.get("remove_tags", [])]
+        t["tags"] = tags + [x for x in data.get("additional_tags", []) if x not in tags]
         # Zendesk stamps to the second; make each write's stamp distinct.
         t["updated_at"] = iso(datetime.now(timezone.utc) + timedelta(seconds=int(self.r.incr(P + "tick"))))
         self._put("ticket", t)

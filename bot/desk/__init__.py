@@ -15,6 +15,26 @@ class Ticket:
     status: str
     requester_id: int | None
     updated_at: str = ""       # Zendesk's stamp; also the safe-update token
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Attachment:
+    name: str
+    url: str
+    content_type: str = ""
+
+
+@dataclass
+class DeskComment:
+    """A comment as the desk reports it."""
+
+    id: int
+    author_id: int | None
+    public: bool
+    body: str
+    created_at: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 @dataclass
@@ -50,7 +70,18 @@ class Desk(Protocol):
     def create_ticket(self, ticket: NewTicket) -> Ticket: ...
 
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
-                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket: ...
+                    updated_stamp: str | None = None, batch_id: str | None = None,
+                    add_tags: list[str] | None = None,
+                    remove_tags: list[str] | None = None) -> Ticket: ...
+
+    def comments(self, ticket_id: int) -> list[DeskComment]:
+        """The ticket's comments, oldest first."""
+
+    def user_roles(self, user_ids: list[int]) -> dict[int, str]:
+        """`end-user`, `agent` or `admin` for each id."""
+
+    def me(self) -> int:
+        """The id of the user Hotline's API calls act as."""
 
     def batch_written(self, ticket_id: int, batch_id: str) -> bool: ...
 

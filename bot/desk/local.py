@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.desk import NewComment, NewTicket, Ticket
+from bot.desk import DeskComment, NewComment, NewTicket, Ticket
 from bot.errors import TicketClosed, UpdateConflict
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, phone TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, phone TEXT UNIQUE,
+  role TEXT DEFAULT 'end-user');
 CREATE TABLE IF NOT EXISTS tickets (
   id INTEGER PRIMARY KEY, status TEXT, requester_id INTEGER, subject TEXT, tags TEXT,
   external_id TEXT, followup_of INTEGER, custom_fields TEXT, created_at TEXT, updated_at TEXT);
@@ -42,6 +43,9 @@ class LocalDesk:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(users)")}
+            if "role" not in columns:  # a desk made by an earlier version
+                db.execute("ALTER TABLE users ADD COLUMN role TEXT DEFAULT 'end-user'")
 
     @contextmanager
     def _db(self):
@@ -57,7 +61,7 @@ class LocalDesk:
     @staticmethod
     def _ticket(row) -> Ticket:
         return Ticket(id=row["id"], status=row["status"], requester_id=row["requester_id"],
-                      updated_at=row["updated_at"])
+                      updated_at=row["updated_at"], tags=(row["tags"] or "").split())
 
     def find_user_by_phone(self, phone: str) -> int | None:
         with self._db() as db:
@@ -92,7 +96,9 @@ class LocalDesk:
         return self._ticket(row)
 
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
-                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket:
+                    updated_stamp: str | None = None, batch_id: str | None = None,
+                    add_tags: list[str] | None = None,
+                    remove_tags: list[str] | None = None) -> Ticket:
         now = _now()
         with self._db() as db:
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
@@ -100,8 +106,10 @@ class LocalDesk:
                 raise TicketClosed("ticket is closed", status=422)
             if updated_stamp and row["updated_at"] != updated_stamp:
                 raise UpdateConflict("ticket changed", status=409)
-            db.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
-                       (status or row["status"], now, ticket_id))
+            tags = [t for t in (row["tags"] or "").split() if t not in (remove_tags or [])]
+            tags += [t for t in (add_tags or []) if t not in tags]
+            db.execute("UPDATE tickets SET status = ?, updated_at = ?, tags = ? WHERE id = ?",
+                       (status or row["status"], now, " ".join(tags), ticket_id))
             self._insert_comment(db, ticket_id, comment, batch_id, now)
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
         return self._ticket(row)
@@ -113,6 +121,42 @@ class LocalDesk:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (ticket_id, comment.author_id, comment.body, int(comment.public),
              json.dumps(comment.uploads), batch_id, now))
+
+    def comments(self, ticket_id: int) -> list[DeskComment]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM comments WHERE ticket_id = ? ORDER BY id",
+                              (ticket_id,)).fetchall()
+        return [DeskComment(id=r["id"], author_id=r["author_id"], public=bool(r["public"]),
+                            body=r["body"], created_at=r["created_at"]) for r in rows]
+
+    def user_roles(self, user_ids: list[int]) -> dict[int, str]:
+        with self._db() as db:
+            rows = db.execute(f"SELECT id, role FROM users WHERE id IN ({','.join('?' * len(user_ids))})",
+                              list(user_ids)).fetchall() if user_ids else []
+        return {r["id"]: r["role"] for r in rows}
+
+    def me(self) -> int:
+        return 0  # Hotline's own notes have no author in the local desk
+
+    def agent_reply(self, ticket_id: int, body: str, public: bool = True) -> None:
+        """What an agent does in Zendesk, for trying replies in local mode."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO users (name, phone, role) VALUES"
+                       " ('Local Agent', 'local-agent', 'agent')")
+            agent = db.execute("SELECT id FROM users WHERE phone = 'local-agent'").fetchone()["id"]
+            now = _now()
+            self._insert_comment(db, ticket_id, NewComment(body=body, author_id=agent, public=public),
+                                 None, now)
+            db.execute("UPDATE tickets SET updated_at = ?, status = CASE WHEN status = 'new'"
+                       " THEN 'open' ELSE status END WHERE id = ?", (now, ticket_id))
+
+    def add_tag(self, ticket_id: int, tag: str) -> None:
+        with self._db() as db:
+            row = db.execute("SELECT tags FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            tags = (row["tags"] or "").split()
+            if tag not in tags:
+                db.execute("UPDATE tickets SET tags = ?, updated_at = ? WHERE id = ?",
+                           (" ".join(tags + [tag]), _now(), ticket_id))
 
     def batch_written(self, ticket_id: int, batch_id: str) -> bool:
         with self._db() as db:

@@ -14,7 +14,7 @@ import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket as ZTicket, User
 
-from bot.desk import NewComment, NewTicket, Ticket
+from bot.desk import Attachment, DeskComment, NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 
 log = logging.getLogger("hotline.zendesk")
@@ -46,7 +46,7 @@ def _ticket(obj) -> Ticket:
     requester = getattr(obj, "requester_id", None)
     updated = getattr(obj, "updated_at", None) or ""
     return Ticket(id=int(obj.id), status=str(obj.status), requester_id=requester,
-                  updated_at=str(updated))
+                  updated_at=str(updated), tags=list(getattr(obj, "tags", None) or []))
 
 
 class ZendeskDesk:
@@ -113,8 +113,14 @@ class ZendeskDesk:
         return _ticket(audit.ticket)
 
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
-                    updated_stamp: str | None = None, batch_id: str | None = None) -> Ticket:
+                    updated_stamp: str | None = None, batch_id: str | None = None,
+                    add_tags: list[str] | None = None,
+                    remove_tags: list[str] | None = None) -> Ticket:
         fields = dict(id=ticket_id, comment=self._comment(comment))
+        if add_tags:
+            fields["additional_tags"] = add_tags
+        if remove_tags:
+            fields["remove_tags"] = remove_tags
         if status:
             fields["status"] = status
         if updated_stamp:
@@ -134,6 +140,30 @@ class ZendeskDesk:
             if isinstance(custom, dict) and custom.get("hotline_batch") == batch_id:
                 return True
         return False
+
+    def comments(self, ticket_id: int) -> list[DeskComment]:
+        found = self._do(lambda: list(self.client.tickets.comments(ticket=ticket_id)))
+        out = []
+        for c in found:
+            attachments = [Attachment(name=getattr(a, "file_name", "") or "attachment",
+                                      url=getattr(a, "content_url", "") or "",
+                                      content_type=getattr(a, "content_type", "") or "")
+                           for a in (getattr(c, "attachments", None) or [])]
+            out.append(DeskComment(id=int(c.id), author_id=getattr(c, "author_id", None),
+                                   public=bool(getattr(c, "public", False)),
+                                   body=getattr(c, "plain_body", None) or getattr(c, "body", "") or "",
+                                   created_at=str(getattr(c, "created_at", "") or ""),
+                                   attachments=attachments))
+        return out
+
+    def user_roles(self, user_ids: list[int]) -> dict[int, str]:
+        if not user_ids:
+            return {}
+        users = self._do(lambda: list(self.client.users(ids=list(user_ids))))
+        return {int(u.id): str(u.role) for u in users}
+
+    def me(self) -> int:
+        return int(self._do(self.client.users.me).id)
 
     def upload(self, filename: str, content: bytes, content_type: str) -> str:
         upload = self._do(self.client.attachments.upload, io.BytesIO(content),
