@@ -8,7 +8,8 @@ text (the safe update fails and Hotline re-reads the ticket).
 """
 from __future__ import annotations
 
-import dataclasses
+import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -46,6 +47,15 @@ def _text(client, sender: str, body: str) -> None:
     assert resp.status_code == 200, resp.status_code
 
 
+def _quiet() -> None:
+    """Keep worker and job logs out of the bench's table."""
+    for name in ("rq", "rq.worker", "hotline"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        logger.handlers = [logging.NullHandler()]
+        logger.propagate = False
+
+
 def run() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     server = RedisServer(tmp).start()
@@ -57,6 +67,7 @@ def run() -> dict:
             TwilioMock(conn).install(rsps)
 
             client = _setup(tmp, server.url, coalesce_ms=0)
+            _quiet()
             _text(client, "+15550000001", "my dog is hurt")
             run_jobs(conn)
             out["new_conversation"] = len(zendesk.calls())
@@ -76,6 +87,7 @@ def run() -> dict:
             out["existing_after_agent_change_per_message"] = (len(zendesk.calls()) - before) / 10
 
             client = _setup(tmp, server.url, coalesce_ms=400)  # the shipped default
+            _quiet()
             zendesk.slow_down(0.1)
             before_calls, before_writes = len(zendesk.calls()), zendesk.ticket_writes()
 
@@ -98,6 +110,7 @@ def run() -> dict:
     finally:
         conn.close()
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -103,6 +103,12 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     ticket = rt.desk.get_ticket(ticket_id)
     if ticket is None or not phone:
         return 0
+    conv_map = keys.conversation(conv_id)
+    if (conn.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):
+        # What the agent changed is now known: the customer's next text can
+        # still go as a single safe update. (A stale stamp only costs a 409.)
+        conn.hset(conv_map, mapping={"ticket_stamp": ticket.updated_at,
+                                     "ticket_status": ticket.status})
     sent = _macros(rt, ticket, conv_id, phone)
 
     done_key = keys.PREFIX + f"replied:{ticket_id}"

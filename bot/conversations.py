@@ -301,7 +301,8 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
     stamp = conv.get("ticket_stamp")
     if target and target == current and stamp and conv.get("ticket_status") in OPEN_STATUSES:
         try:
-            return update(target, updated_stamp=stamp)
+            return update(target, updated_stamp=stamp,
+                          status="open" if conv.get("ticket_status") == "pending" else None)
         except UpdateConflict:
             pass
         except TicketClosed:

@@ -64,12 +64,11 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> No
 
 
 def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
-    result = conn.eval(
-        _ACCEPT, 3,
-        keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX,
-        event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
-        json.dumps(event["data"], sort_keys=True), int(event["received_at"] * 1000), keys.PREFIX,
-    )
+    result = conn.register_script(_ACCEPT)(
+        keys=[keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX],
+        args=[event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
+              json.dumps(event["data"], sort_keys=True), int(event["received_at"] * 1000),
+              keys.PREFIX])
     if not result or int(result[0]) == 0:
         return Outcome.DUPLICATE
     conv_id = result[1].decode() if isinstance(result[1], bytes) else result[1]

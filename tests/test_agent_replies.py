@@ -302,3 +302,18 @@ def test_forged_status_is_403(client, conn):
     resp = client.post("/twilio/sms/status", data={"MessageSid": "SM1", "MessageStatus": "failed"},
                        headers={"X-Twilio-Signature": "forged"})
     assert resp.status_code == 403
+
+
+def test_after_an_agent_reply_the_next_text_is_still_one_zendesk_call(case, client, zd_client, conn,
+                                                                      zendesk, twilio):
+    ticket_id, agent = case
+    zendesk.agent_comment(ticket_id, agent["id"], "What happened?")
+    hint(zd_client, ticket_id, "ev-20")
+    run_jobs(conn)
+    before = len(zendesk.calls())
+
+    text(client, "a car hit him")
+    run_jobs(conn)
+
+    assert zendesk.calls()[before:] == ["PUT /tickets/{id}"]
+    assert zendesk.all("ticket")[0]["status"] == "open"  # the customer's answer reopens it
