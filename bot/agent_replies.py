@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timezone
 
 from bot import keys
 from bot.conversations import Lock
@@ -56,6 +57,20 @@ def split_sms(text: str, limit: int = SMS_MAX) -> list[str]:
     if current:
         parts.append(current)
     return [f"({i}/{len(parts)}) {p}" for i, p in enumerate(parts, 1)]
+
+
+def _when(stamp: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _before(created_at: str, linked_at: str) -> bool:
+    """Whether a comment predates Hotline's link to the ticket."""
+    created, linked = _when(created_at or ""), _when(linked_at or "")
+    return bool(created and linked and created < linked)
 
 
 def _me(rt) -> int:
@@ -115,7 +130,7 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     done = {int(x) for x in conn.smembers(done_key)}
     comments = [c for c in rt.desk.comments(ticket_id)
                 if c.public and c.id not in done and c.author_id
-                and c.author_id != ticket.requester_id and (c.created_at or "") >= linked_at]
+                and c.author_id != ticket.requester_id and not _before(c.created_at, linked_at)]
     if not comments:
         return sent
     me = _me(rt)

@@ -383,8 +383,10 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
                                  "ticket_status": result.ticket.status})
     pipe.hdel(conv_map, "intent")
     pipe.hsetnx(keys.ticket(result.ticket.id), "conv", conv_id)
+    # Agent replies older than the link are not for this conversation; on a
+    # ticket Hotline opened, every reply is. (The desk's own clock, not ours.)
     pipe.hsetnx(keys.ticket(result.ticket.id), "linked_at",
-                datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                "" if result.created else result.ticket.updated_at)
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
     for m in messages:
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)

@@ -317,3 +317,25 @@ def test_after_an_agent_reply_the_next_text_is_still_one_zendesk_call(case, clie
 
     assert zendesk.calls()[before:] == ["PUT /tickets/{id}"]
     assert zendesk.all("ticket")[0]["status"] == "open"  # the customer's answer reopens it
+
+
+def test_replies_from_before_hotline_linked_an_existing_ticket_are_not_texted(client, conn, open_rt,
+                                                                             zd_client, zendesk, twilio):
+    from datetime import datetime, timedelta, timezone
+
+    user = zendesk.add_user(CUSTOMER)
+    agent = zendesk.add_agent()
+    old = zendesk.add_ticket(user["id"], status="open",
+                             updated=datetime.now(timezone.utc) - timedelta(days=2))
+    old_reply = zendesk.agent_comment(old["id"], agent["id"], "Reply sent by email two days ago")
+    raw = zendesk._get("comment", old_reply["id"])
+    raw["created_at"] = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    zendesk._put("comment", raw)
+
+    text(client, f"about ticket {old['id']}, any news?")
+    run_jobs(conn)
+    zendesk.agent_comment(old["id"], agent["id"], "Yes: the claim is approved")
+    hint(zd_client, old["id"], "ev-30")
+    run_jobs(conn)
+
+    assert [m["body"] for m in twilio.sent()] == ["Yes: the claim is approved"]

@@ -42,7 +42,7 @@ def test_simulated_text_becomes_a_local_ticket_and_a_local_reply(local, conn):
     run_jobs(conn)
     [ticket] = LocalDesk(built.config.local_db).tickets()
     assert ticket["status"] == "new" and "hotline" in ticket["tags"].split()
-    [comment] = LocalDesk(built.config.local_db).comments(ticket["id"])
+    [comment] = LocalDesk(built.config.local_db).comment_rows(ticket["id"])
     assert comment["body"] == "my dog is hurt" and comment["public"] == 1
 
     web = app.test_client()
@@ -106,3 +106,24 @@ def test_health_endpoints(client):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["redis"] is True and ready.json["spooled"] == 0
+
+
+def test_local_agent_reply_and_macro_reach_the_local_outbox(local, conn):
+    from bot.phone.outbox import LocalOutbox
+
+    app, built = local
+    app.test_cli_runner().invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "hurt"])
+    run_jobs(conn)
+    [ticket] = LocalDesk(built.config.local_db).tickets()
+    web = app.test_client()
+
+    assert web.post(f"/local/desk/{ticket['id']}/reply", data={"body": "Is he breathing?"}).status_code == 302
+    assert web.post(f"/local/desk/{ticket['id']}/reply",
+                    data={"body": "internal only", "private": "1"}).status_code == 302
+    assert web.post(f"/local/desk/{ticket['id']}/tag", data={"tag": "hotline_send_help"}).status_code == 302
+    run_jobs(conn)
+
+    texts = [m["body"] for m in LocalOutbox(built.config.local_db).messages()]
+    assert "Is he breathing?" in texts and "internal only" not in texts
+    assert any("Reply STOP" in t for t in texts)
+    assert "hotline_send_help" not in LocalDesk(built.config.local_db).tickets()[0]["tags"]

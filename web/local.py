@@ -41,6 +41,13 @@ TICKET = PAGE.replace("{% block body %}{% endblock %}", """
 · tags {% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</p>
 <form method="post" action="{{ url_for('local.set_status', ticket_id=t.id) }}">Set status:
 {% for s in statuses %}<button name="status" value="{{ s }}">{{ s }}</button>{% endfor %}</form>
+<form method="post" action="{{ url_for('local.reply', ticket_id=t.id) }}">
+<p><textarea name="body" rows="3" cols="70" placeholder="Reply as an agent (texted to the customer when public)"></textarea><br>
+<label><input type="checkbox" name="private" value="1"> internal note</label>
+<button>Reply as agent</button></p></form>
+<form method="post" action="{{ url_for('local.tag', ticket_id=t.id) }}">
+<p>Macro: <select name="tag">{% for m in macros %}<option>hotline_send_{{ m }}</option>{% endfor %}</select>
+<button>Add tag</button></p></form>
 <table>{% for c in comments %}<tr class="{{ 'pub' if c.public else 'internal' }}">
 <td>{{ c.created_at[:19] }}<br>{{ c.author or 'Hotline' }}<br>{{ 'public' if c.public else 'internal note' }}</td>
 <td><pre>{{ c.body }}</pre>{% for u in c.uploads %}<a href="{{ url_for('local.upload', token=u) }}">attachment</a> {% endfor %}</td></tr>
@@ -70,11 +77,42 @@ def ticket(ticket_id: int):
     found = [t for t in d.tickets() if t["id"] == ticket_id]
     if not found:
         abort(404)
-    comments = d.comments(ticket_id)
+    comments = d.comment_rows(ticket_id)
     for c in comments:
         c["uploads"] = json.loads(c["uploads"] or "[]")
+    macros = sorted({p.name.split(".")[0] for p in (state().config.templates_dir / "sms").glob("*.txt")})
     return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=found[0],
-                                  comments=comments, statuses=STATUSES)
+                                  comments=comments, statuses=STATUSES, macros=macros)
+
+
+def _hint(ticket_id: int) -> None:
+    """What Zendesk's webhook does after an agent acts: ask a worker to sync the ticket."""
+    import uuid
+
+    from bot import intake
+
+    st = state()
+    intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
+                      f"local:event:{uuid.uuid4().hex}", "bot.jobs.sync_ticket", ticket_id)
+
+
+@bp.post("/desk/<int:ticket_id>/reply")
+def reply(ticket_id: int):
+    body = request.form.get("body", "").strip()
+    if body:
+        _desk().agent_reply(ticket_id, body, public=not request.form.get("private"))
+        _hint(ticket_id)
+    return redirect(url_for("local.ticket", ticket_id=ticket_id))
+
+
+@bp.post("/desk/<int:ticket_id>/tag")
+def tag(ticket_id: int):
+    name = request.form.get("tag", "")
+    if not name.startswith("hotline_send_"):
+        abort(400)
+    _desk().add_tag(ticket_id, name)
+    _hint(ticket_id)
+    return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
 
 @bp.post("/desk/<int:ticket_id>/status")

@@ -184,7 +184,7 @@ class LocalDesk:
                 " ON u.id = t.requester_id ORDER BY t.id DESC LIMIT 200").fetchall()
         return [dict(r) for r in rows]
 
-    def comments(self, ticket_id: int) -> list[dict]:
+    def comment_rows(self, ticket_id: int) -> list[dict]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT c.*, u.name AS author FROM comments c LEFT JOIN users u"
