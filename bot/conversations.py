@@ -24,11 +24,13 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import keys
+from bot import enrichment, keys
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
+from bot.language import detect
 from bot.phones import display, mask
+from bot.triage import rank
 
 log = logging.getLogger("hotline.conversations")
 
@@ -165,16 +167,18 @@ def set_aside(rt, conv_id: str, batch: list[Pending], exc: PermanentError) -> No
 
 # -- requester ---------------------------------------------------------------
 
-def resolve_requester(rt, conv_key: str, phone: str, conv: dict) -> int:
-    """The requester's desk user id: Hotline's map, then desk search, else a new user."""
+def resolve_requester(rt, conv_id: str, phone: str, conv: dict) -> tuple[int, bool]:
+    """The requester's desk user id — Hotline's map, then desk search, else a new
+    user — and whether Hotline created that user."""
     if conv.get("user_id"):
-        return int(conv["user_id"])
-    user_id = rt.desk.find_user_by_phone(phone)
+        return int(conv["user_id"]), conv.get("user_created") == "1"
+    user_id, created = rt.desk.find_user_by_phone(phone), False
     if user_id is None:
-        user_id = rt.desk.create_user(display(phone), phone)
+        user_id, created = rt.desk.create_user(display(phone), phone), True
         log.info("conversation.user-created", extra={"phone": mask(phone), "user_id": user_id})
-    rt.redis.hset(keys.conversation(conv_key), "user_id", user_id)
-    return user_id
+    rt.redis.hset(keys.conversation(conv_id), mapping={"user_id": user_id,
+                                                       "user_created": int(created)})
+    return user_id, created
 
 
 # -- ticket ------------------------------------------------------------------
@@ -255,27 +259,27 @@ def attach_media(rt, messages: list[InboundMessage]) -> tuple[list[str], list[st
 
 
 def _location(message: InboundMessage) -> str:
-    loc = message.location or {}
-    parts = [p.title() if p.isupper() and len(p) > 2 else p
-             for p in (loc.get("city"), loc.get("state"), loc.get("country")) if p]
-    return ", ".join(parts)
+    from bot.enrichment import where
+
+    return where(message.location or {})
 
 
 def _new_ticket(rt, user_id: int, first: InboundMessage, comment: NewComment, batch_id: str,
-                followup_of: int | None, with_media: bool) -> NewTicket:
+                followup_of: int | None, with_media: bool, decision, language) -> NewTicket:
     where = _location(first)
-    tags = ["hotline", "sms"] + (["mms"] if with_media else [])
+    tags = ["hotline", "sms"] + (["mms"] if with_media else []) + decision.tags \
+        + ([f"lang_{language}"] if language else [])
     fields = {}
     if rt.settings.location_field_id and where:
         fields[rt.settings.location_field_id] = where
     subject = f"Text message from {where}" if where else "Text message"
     return NewTicket(requester_id=user_id, subject=subject, comment=comment, tags=tags,
                      external_id=f"hotline-{batch_id}", followup_of=followup_of,
-                     custom_fields=fields)
+                     custom_fields=fields, priority=decision.priority, group_id=decision.group_id)
 
 
 def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
-            new_ticket, batch_id: str, record) -> Result:
+            new_ticket, batch_id: str, record, raise_to: str | None = None) -> Result:
     """Put `comment` on the right ticket, opening one if needed (SPEC 4 order).
 
     `record(kind, ticket_id)` is called before each write, so an unknown
@@ -289,7 +293,8 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
 
     def update(ticket_id, **kw):
         record("update", ticket_id)
-        return Result(desk.add_comment(ticket_id, comment, batch_id=batch_id, **kw), False)
+        return Result(desk.add_comment(ticket_id, comment, batch_id=batch_id, priority=raise_to,
+                                       **kw), False)
 
     now = datetime.now(timezone.utc)
     current = int(conv["ticket_id"]) if conv.get("ticket_id") else None
@@ -343,9 +348,17 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
     phone = first.sender
     if not conv.get("phone"):
         conn.hset(conv_map, "phone", phone)
-    user_id = resolve_requester(rt, conv_id, phone, conv)
+    user_id, created_user = resolve_requester(rt, conv_id, phone, conv)
     batch_ids = [m.event_id for m in messages]
     batch_id = first.event_id
+
+    decision = enrichment.decide(rt, messages)
+    language = conv.get("language") or detect(" ".join(m.body or "" for m in messages),
+                                              rt.settings.languages)
+    if language and not conv.get("language"):
+        conn.hset(conv_map, "language", language)
+    known = conv.get("priority")
+    raise_to = decision.priority if known and rank(decision.priority) > rank(known) else None
 
     prior = _settled_before(rt, intent, batch_ids)
     if prior:
@@ -360,7 +373,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
 
         def new_ticket(followup_of):
             return _new_ticket(rt, user_id, first, comment, batch_id, followup_of,
-                               any(m.media for m in messages))
+                               any(m.media for m in messages), decision, language)
 
         def record(kind, ticket_id):
             conn.hset(conv_map, "intent", json.dumps(
@@ -368,7 +381,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
 
         try:
             result = deliver(rt, conv, user_id, [m.body for m in messages], comment,
-                             new_ticket, batch_id, record)
+                             new_ticket, batch_id, record, raise_to)
         except TransientError as exc:
             if not exc.unknown_outcome:
                 conn.hdel(conv_map, "intent")
@@ -397,6 +410,8 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
     from bot import jobs, keywords
 
     keywords.apply(rt, conv_id, result.ticket.id, phone, messages)
+    enrichment.after_write(rt, conv_id, conv, result.ticket.id, result.created, decision,
+                           messages, user_id, created_user, language)
     if result.created:
-        jobs.schedule_autoreply(rt, conv_id, result.ticket.id)
+        jobs.schedule_autoreply(rt, conv_id, result.ticket.id, decision)
     return len(batch)

@@ -67,9 +67,18 @@ def is_opted_out(conn, phone: str) -> bool:
 
 def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=None) -> None:
     """An internal note on the ticket, from Hotline."""
-    if ticket_id:
-        rt.desk.add_comment(int(ticket_id), NewComment(body=text, public=False),
-                            add_tags=add_tags, remove_tags=remove_tags)
+    if not ticket_id:
+        return
+    ticket = rt.desk.add_comment(int(ticket_id), NewComment(body=text, public=False),
+                                 add_tags=add_tags, remove_tags=remove_tags)
+    # Hotline's own write must not make the customer's next text look like a
+    # conflict: keep the conversation's safe-update stamp current.
+    conv = rt.redis.hget(keys.ticket(ticket.id), "conv")
+    if conv:
+        conv_map = keys.conversation(conv.decode())
+        if (rt.redis.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):
+            rt.redis.hset(conv_map, mapping={"ticket_stamp": ticket.updated_at,
+                                             "ticket_status": ticket.status})
 
 
 def opt_out(rt, phone: str, ticket_id: int | None, why: str) -> None:

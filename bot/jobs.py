@@ -44,8 +44,19 @@ def process_conversation(conv_id: str, attempt: int = 0) -> int:
         return 0
 
 
-def schedule_autoreply(rt, conv_id: str, ticket_id: int) -> bool:
-    """Queue the auto-reply for a new ticket, at most one per conversation per window."""
+def schedule_autoreply(rt, conv_id: str, ticket_id: int, decision=None) -> bool:
+    """Queue the auto-reply for a new ticket, at most one per conversation per window.
+
+    The category's template (emergency…) goes out whatever the hour and the
+    window; the plain acknowledgement becomes the after-hours message outside
+    business hours.
+    """
+    template = decision.template if decision else "ack"
+    if template != "ack":
+        enqueue_template(rt, conv_id, ticket_id, f"sms/{template}", f"auto:{ticket_id}")
+        rt.redis.set(keys.autoreply(conv_id), ticket_id,
+                     ex=max(1, int(rt.settings.autoreply_window_hours * 3600)))
+        return True
     window = int(rt.settings.autoreply_window_hours * 3600)
     if window and not rt.redis.set(keys.autoreply(conv_id), ticket_id, nx=True, ex=window):
         return False
@@ -68,7 +79,8 @@ def send_template(conv_id: str, ticket_id: int, template: str, intent: str | Non
     if not phone:
         log.error("send.no-phone", extra={"conv": conv_id})
         return "no-phone"
-    body = rt.templates.render(template, ticket_id=ticket_id)
+    language = (rt.redis.hget(keys.conversation(conv_id), "language") or b"en").decode()
+    body = rt.templates.render(template, language, ticket_id=ticket_id)
     return delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone.decode(),
                               body=body, intent=intent or f"template:{template}:{ticket_id}",
                               what=f"the automatic reply ({template})").value

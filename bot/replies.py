@@ -16,6 +16,9 @@ DEFAULT_LANGUAGE = "en"
 SAMPLE = {
     "ticket_id": 1234,
     "team": "Trust & Safety",
+    "url": "https://example.zendesk.com/agent/tickets/1234",
+    "why": 'rule "injury" matched "hit by a car"',
+    "category": "emergency",
 }
 
 

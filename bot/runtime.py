@@ -43,7 +43,7 @@ def make_desk(config: Config, conn: redis.Redis | None = None,
     if config.local_mode:
         from bot.desk.local import LocalDesk
 
-        return LocalDesk(config.local_db)
+        return LocalDesk(config.local_db, config.public_base_url)
     raise ConfigurationError("no Zendesk credentials and not in local mode (HOTLINE_LOCAL_MODE=1)")
 
 

@@ -12,6 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.phones import to_e164
+from bot.triage import Triage, TriageError
+from bot.triage import parse as parse_triage
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -31,6 +35,9 @@ class Settings:
     media_allowed_types: frozenset[str] = field(default_factory=frozenset)
     location_field_id: int | None = None
     zendesk_requests_per_minute: int = 400
+    on_call: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ("en", "es")
+    triage: Triage = field(default_factory=lambda: parse_triage({}))
 
     def in_business_hours(self, when: datetime) -> bool:
         """Whether `when` (aware) falls inside the team's business hours."""
@@ -95,8 +102,21 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
     allowed = media.get("allowed_types") or []
     if not isinstance(allowed, list):
         raise SettingsError(f"{source}: media.allowed_types: expected a list of MIME types")
-    field_id = zendesk.get("location_field_id")
+    on_call = []
+    for number in data.get("on_call") or []:
+        e164 = to_e164(str(number))
+        if not e164:
+            raise SettingsError(f"{source}: on_call: {number!r} is not a phone number")
+        on_call.append(e164)
+    try:
+        triage = parse_triage(data.get("triage"), source)
+    except TriageError as exc:
+        raise SettingsError(str(exc)) from None
+    languages = tuple(str(x) for x in (data.get("languages") or ("en", "es")))
     return Settings(
+        on_call=tuple(on_call),
+        languages=languages,
+        triage=triage,
         timezone=tz,
         business_hours=hours,
         reopen_window_hours=_number(conv, "reopen_window_hours", 72, f"{source}: conversations"),
@@ -123,4 +143,28 @@ def load_settings(path: Path) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise SettingsError(f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    _mark_rule_lines(text, data)
     return parse_settings(data, str(path))
+
+
+def _mark_rule_lines(text: str, data: dict) -> None:
+    """Note each triage rule's line in the file, so errors can name it."""
+    rules = ((data or {}).get("triage") or {}).get("rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list):
+        return
+    root = yaml.compose(text)
+    node = _child(_child(root, "triage"), "rules")
+    if node is None:
+        return
+    for rule, item in zip(rules, node.value):
+        if isinstance(rule, dict):
+            rule["__line__"] = item.start_mark.line + 1
+
+
+def _child(node, key):
+    if node is None or not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if getattr(k, "value", None) == key:
+            return v
+    return None

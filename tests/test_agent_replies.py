@@ -143,7 +143,7 @@ def test_permanent_failure_is_noted_and_not_retried(case, zd_client, conn, zende
     run_jobs(conn, future=True)
 
     assert replies(twilio) == []
-    notes = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    notes = zendesk.notes(ticket_id)
     assert len(notes) == 1 and "21614" in notes[0] and "not a mobile number" in notes[0]
 
 
@@ -158,7 +158,7 @@ def test_send_with_unknown_outcome_is_not_repeated(case, zd_client, conn, zendes
     run_jobs(conn, future=True)
 
     assert replies(twilio) == []
-    notes = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    notes = zendesk.notes(ticket_id)
     assert len(notes) == 1 and "may not have sent" in notes[0]
 
 
@@ -171,7 +171,7 @@ def test_stop_marks_opted_out_tags_notes_and_blocks_replies(case, client, zd_cli
 
     ticket = zendesk.all("ticket")[0]
     assert "sms_opted_out" in ticket["tags"]
-    notes = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    notes = zendesk.notes(ticket_id)
     assert any("opted out" in n for n in notes)
     assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
 
@@ -180,7 +180,7 @@ def test_stop_marks_opted_out_tags_notes_and_blocks_replies(case, client, zd_cli
     run_jobs(conn)
 
     assert replies(twilio) == []
-    notes = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    notes = zendesk.notes(ticket_id)
     assert "not sent by text: the customer has opted out" in notes[-1]
 
 
@@ -231,7 +231,7 @@ def test_macro_tag_sends_the_template_notes_it_and_removes_the_tag(case, zd_clie
     assert len(replies(twilio)) == 1 and "Reply STOP" in replies(twilio)[0]
     ticket = zendesk.all("ticket")[0]
     assert "hotline_send_help" not in ticket["tags"]
-    [note] = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    [note] = zendesk.notes(ticket_id)
     assert note.startswith("Hotline sent the help text to the customer")
 
 
@@ -243,7 +243,7 @@ def test_macro_tag_for_a_missing_template_says_so(case, zd_client, conn, zendesk
 
     assert replies(twilio) == []
     assert "hotline_send_nosuch" not in zendesk.all("ticket")[0]["tags"]
-    [note] = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    [note] = zendesk.notes(ticket_id)
     assert "no text template sms/nosuch" in note
 
 
@@ -267,7 +267,7 @@ def test_undelivered_becomes_a_note_with_the_code_in_plain_words(case, client, c
     assert status(client, sid, "undelivered", 30003).status_code == 204  # repeated
     run_jobs(conn)
 
-    [note] = [c["body"] for c in zendesk.comments(ticket_id) if not c["public"]]
+    [note] = zendesk.notes(ticket_id)
     assert "30003" in note and "unreachable" in note and "undelivered" in note
 
 

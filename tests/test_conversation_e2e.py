@@ -27,18 +27,20 @@ def text(client, body, sender=CUSTOMER, **extra):
     return resp
 
 
-def test_new_conversation_opens_one_ticket_with_three_zendesk_calls(client, conn, open_rt, zendesk, twilio):
+def test_new_conversation_opens_one_ticket_in_three_zendesk_calls_plus_the_triage_note(
+        client, conn, open_rt, zendesk, twilio):
     text(client, "my dog is hurt")
     run_jobs(conn)
 
-    assert zendesk.calls() == ["GET /search", "POST /users", "POST /tickets"]
+    # Find the requester, create them, open the ticket; then the agent's summary note.
+    assert zendesk.calls() == ["GET /search", "POST /users", "POST /tickets", "PUT /tickets/{id}"]
     [user] = zendesk.all("user")
     assert user["phone"] == CUSTOMER and user["name"] == "+1 555-123-0001"
     [ticket] = zendesk.all("ticket")
     assert ticket["requester_id"] == user["id"]
     assert set(ticket["tags"]) >= {"hotline", "sms"}
     assert ticket["subject"] == "Text message from San Bruno, CA, US"
-    [comment] = zendesk.comments(ticket["id"])
+    [comment] = zendesk.public(ticket["id"])
     assert comment["body"] == "my dog is hurt"
     assert comment["public"] is True and comment["author_id"] == user["id"]
     # The acknowledgement names the case, once.
@@ -57,7 +59,7 @@ def test_next_message_is_one_safe_update_on_the_same_ticket(client, conn, open_r
 
     assert zendesk.calls()[calls_before:] == ["PUT /tickets/{id}"]
     [ticket] = zendesk.all("ticket")
-    assert [c["body"] for c in zendesk.comments(ticket["id"])] == [
+    assert zendesk.texts(ticket["id"]) == [
         "my dog is hurt", "he is limping on his front leg"]
     assert len(twilio.sent()) == 1  # no second auto-reply
 
@@ -74,7 +76,7 @@ def test_ticket_changed_by_an_agent_is_read_again_before_writing(client, conn, o
 
     assert zendesk.calls()[before:] == ["PUT /tickets/{id}", "GET /tickets/{id}", "PUT /tickets/{id}"]
     assert zendesk.all("ticket")[0]["status"] == "open"  # the customer's reply reopens it
-    assert len(zendesk.comments(ticket["id"])) == 2
+    assert len(zendesk.texts(ticket["id"])) == 2
 
 
 def test_sms_on_ticket_solved_inside_window_reopens_it(client, conn, open_rt, zendesk, twilio):
@@ -137,8 +139,9 @@ def test_ticket_closed_between_writes_gets_a_follow_up_not_a_retry_loop(client, 
 
     tickets = zendesk.all("ticket")
     assert len(tickets) == 2 and tickets[1]["via_followup_source_id"] == first["id"]
-    assert [c["body"] for c in zendesk.comments(tickets[1]["id"])] == ["second"]
-    assert zendesk.calls().count("PUT /tickets/{id}") == 1
+    assert zendesk.texts(tickets[1]["id"]) == ["second"]
+    # One refused update (422) and the two tickets' triage notes; no retry loop.
+    assert zendesk.calls().count("PUT /tickets/{id}") == 3
     assert scheduled_in(conn) == []
 
 
@@ -153,7 +156,7 @@ def test_reference_in_text_picks_the_requesters_own_ticket(client, conn, open_rt
     text(client, f"and #{theirs['id']} is not mine")
     run_jobs(conn)
 
-    assert [c["body"] for c in zendesk.comments(mine["id"])] == [
+    assert zendesk.texts(mine["id"]) == [
         f"about ticket {mine['id']}: the vet bill is attached", f"and #{theirs['id']} is not mine"]
     assert zendesk.comments(theirs["id"]) == []
     assert len(zendesk.all("ticket")) == 2
@@ -219,7 +222,7 @@ def test_mms_media_is_downloaded_with_credentials_and_attached(client, conn, ope
     assert upload["content_type"] == "image/jpeg" and upload["size"] == len(JPEG)
     assert upload["filename"].endswith(".jpg")
     [ticket] = zendesk.all("ticket")
-    [comment] = zendesk.comments(ticket["id"])
+    [comment] = zendesk.public(ticket["id"])
     assert comment["attachments"] == [{"token": token}]
     assert "mms" in ticket["tags"]
 
@@ -238,7 +241,7 @@ def test_mms_media_of_wrong_type_or_too_large_is_noted_not_attached(client, conn
     run_jobs(conn)
 
     assert zendesk.uploads() == {}
-    [comment] = zendesk.comments(zendesk.all("ticket")[0]["id"])
+    [comment] = zendesk.public(zendesk.all("ticket")[0]["id"])
     assert "attachment 1 not kept" in comment["body"] and "100-byte limit" in comment["body"]
     assert "attachment 2 not kept: type application/x-msdownload" in comment["body"]
     assert comment["attachments"] == []

@@ -28,7 +28,7 @@ def test_429_reschedules_for_retry_after_without_holding_the_worker(client, conn
 
     run_jobs(conn, future=True)  # the clock reaches Retry-After
     [ticket] = zendesk.all("ticket")
-    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["my cat ate chocolate"]
+    assert zendesk.texts(ticket["id"]) == ["my cat ate chocolate"]
 
 
 @pytest.mark.parametrize("failure", [dict(status=503), dict(status=500), dict(exception="ConnectTimeout")])
@@ -42,7 +42,7 @@ def test_5xx_or_unreachable_is_retried_with_back_off_and_written_once(client, co
 
     run_jobs(conn, future=True)
     [ticket] = zendesk.all("ticket")
-    assert len(zendesk.comments(ticket["id"])) == 1
+    assert len(zendesk.texts(ticket["id"])) == 1
     assert zendesk.calls().count("POST /tickets") == 3
 
 
@@ -55,7 +55,7 @@ def test_timeout_after_zendesk_created_the_ticket_does_not_create_it_twice(clien
     [ticket] = zendesk.all("ticket")  # created once, found again by external_id
     assert ticket["external_id"].startswith("hotline-")
     assert "GET /tickets" in zendesk.calls()
-    assert len(zendesk.comments(ticket["id"])) == 1
+    assert len(zendesk.texts(ticket["id"])) == 1
     conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
     assert conn.hget(keys.conversation(conv), "ticket_id").decode() == str(ticket["id"])
     assert len(twilio.sent()) == 1
@@ -70,7 +70,7 @@ def test_timeout_after_zendesk_added_the_comment_does_not_add_it_twice(client, c
     run_jobs(conn, future=True)
 
     [ticket] = zendesk.all("ticket")
-    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["first", "second"]
+    assert zendesk.texts(ticket["id"]) == ["first", "second"]
     assert "GET /tickets/{id}/audits" in zendesk.calls()
     assert conn.zcard(keys.PENDING_INDEX) == 0
 
@@ -84,7 +84,7 @@ def test_timeout_before_zendesk_wrote_anything_writes_it_after_checking(client, 
     run_jobs(conn, future=True)
 
     [ticket] = zendesk.all("ticket")
-    assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["first", "second"]
+    assert zendesk.texts(ticket["id"]) == ["first", "second"]
 
 
 def test_permanent_refusal_sets_messages_aside_and_tells_the_agent(client, conn, zendesk, twilio, app):
@@ -100,7 +100,7 @@ def test_permanent_refusal_sets_messages_aside_and_tells_the_agent(client, conn,
     [ticket] = zendesk.all("ticket")
     comments = zendesk.comments(ticket["id"])
     assert [c["body"] for c in comments if c["public"]] == ["first"]
-    [note] = [c for c in comments if not c["public"]]
+    [note] = [{"body": b} for b in zendesk.notes(ticket["id"])]
     assert "could not add 1 message" in note["body"] and "flask hotline failed requeue" in note["body"]
     assert scheduled_in(conn) == []  # not retried
     conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
@@ -146,7 +146,7 @@ def test_acknowledgement_to_invalid_number_is_noted_on_the_ticket(client, conn, 
 
     assert twilio.sent() == []
     [ticket] = zendesk.all("ticket")
-    [note] = [c for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    [note] = [{"body": b} for b in zendesk.notes(ticket["id"])]
     assert "could not send the automatic reply" in note["body"] and "21211" in note["body"]
     assert scheduled_in(conn) == []
 
@@ -159,7 +159,7 @@ def test_acknowledgement_with_unknown_outcome_is_not_sent_again(client, conn, ze
 
     assert twilio.sent() == []  # the mock saw one attempt and never a second
     assert scheduled_in(conn) == [] and len(Queue("hotline", connection=conn)) == 0
-    [note] = [c for c in zendesk.comments(zendesk.all("ticket")[0]["id"]) if not c["public"]]
+    [note] = [{"body": b} for b in zendesk.notes(zendesk.all("ticket")[0]["id"])]
     assert "may not have sent" in note["body"]
 
 

@@ -42,7 +42,8 @@ def test_simulated_text_becomes_a_local_ticket_and_a_local_reply(local, conn):
     run_jobs(conn)
     [ticket] = LocalDesk(built.config.local_db).tickets()
     assert ticket["status"] == "new" and "hotline" in ticket["tags"].split()
-    [comment] = LocalDesk(built.config.local_db).comment_rows(ticket["id"])
+    [comment, note] = LocalDesk(built.config.local_db).comment_rows(ticket["id"])
+    assert note["public"] == 0 and note["body"].startswith("Hotline triage: EMERGENCY")
     assert comment["body"] == "my dog is hurt" and comment["public"] == 1
 
     web = app.test_client()

@@ -49,7 +49,7 @@ def test_redis_down_spools_then_forwards_by_itself(config, tmp_path, rt, zendesk
         rt.redis = back
         run_jobs(back)
         [ticket] = zendesk.all("ticket")
-        assert [c["body"] for c in zendesk.comments(ticket["id"])] == ["my dog is hurt"]
+        assert zendesk.texts(ticket["id"]) == ["my dog is hurt"]
     finally:
         stop.set()
         server.stop()
@@ -125,7 +125,7 @@ def test_forwarding_again_after_the_event_was_written_changes_nothing(config, co
     run_jobs(conn)
 
     [ticket] = zendesk.all("ticket")
-    assert len(zendesk.comments(ticket["id"])) == 1
+    assert len(zendesk.texts(ticket["id"])) == 1
     assert conn.zcard(keys.PENDING_INDEX) == 0
 
 

@@ -57,6 +57,18 @@ class ZendeskMock:
     def comments(self, ticket_id: int) -> list[dict]:
         return [c for c in self.all("comment") if c["ticket_id"] == ticket_id]
 
+    def texts(self, ticket_id: int) -> list[str]:
+        """Public comments' bodies, oldest first."""
+        return [c["body"] for c in self.comments(ticket_id) if c["public"]]
+
+    def public(self, ticket_id: int) -> list[dict]:
+        return [c for c in self.comments(ticket_id) if c["public"]]
+
+    def notes(self, ticket_id: int) -> list[str]:
+        """Internal notes on a ticket, but the triage summary every new ticket gets."""
+        return [c["body"] for c in self.comments(ticket_id)
+                if not c["public"] and not c["body"].startswith("Hotline triage:")]
+
     def add_user(self, phone: str, name: str = "Existing Customer", searchable: bool = True) -> dict:
         user = self._user(name, phone)
         user["_searchable"] = searchable

@@ -54,6 +54,8 @@ class NewTicket:
     external_id: str | None = None
     followup_of: int | None = None
     custom_fields: dict[int, str] = field(default_factory=dict)
+    priority: str | None = None
+    group_id: int | None = None
 
 
 class Desk(Protocol):
@@ -72,7 +74,14 @@ class Desk(Protocol):
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
                     updated_stamp: str | None = None, batch_id: str | None = None,
                     add_tags: list[str] | None = None,
-                    remove_tags: list[str] | None = None) -> Ticket: ...
+                    remove_tags: list[str] | None = None,
+                    priority: str | None = None) -> Ticket: ...
+
+    def count_requested(self, user_id: int) -> int:
+        """How many tickets the user has requested (may lag a few minutes)."""
+
+    def ticket_url(self, ticket_id: int) -> str:
+        """Where an agent opens the ticket."""
 
     def comments(self, ticket_id: int) -> list[DeskComment]:
         """The ticket's comments, oldest first."""

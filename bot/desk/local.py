@@ -38,7 +38,8 @@ def _now() -> str:
 class LocalDesk:
     """`bot.desk.Desk` over a SQLite file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, base_url: str = ""):
+        self.base_url = base_url
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
@@ -46,6 +47,9 @@ class LocalDesk:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(users)")}
             if "role" not in columns:  # a desk made by an earlier version
                 db.execute("ALTER TABLE users ADD COLUMN role TEXT DEFAULT 'end-user'")
+            if "priority" not in {r["name"] for r in db.execute("PRAGMA table_info(tickets)")}:
+                db.execute("ALTER TABLE tickets ADD COLUMN priority TEXT")
+                db.execute("ALTER TABLE tickets ADD COLUMN group_id INTEGER")
 
     @contextmanager
     def _db(self):
@@ -88,9 +92,11 @@ class LocalDesk:
         with self._db() as db:
             cur = db.execute(
                 "INSERT INTO tickets (status, requester_id, subject, tags, external_id, followup_of,"
-                " custom_fields, created_at, updated_at) VALUES ('new', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " custom_fields, created_at, updated_at, priority, group_id)"
+                " VALUES ('new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (ticket.requester_id, ticket.subject, " ".join(ticket.tags), ticket.external_id,
-                 ticket.followup_of, json.dumps(ticket.custom_fields), now, now))
+                 ticket.followup_of, json.dumps(ticket.custom_fields), now, now,
+                 ticket.priority, ticket.group_id))
             self._insert_comment(db, cur.lastrowid, ticket.comment, None, now)
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (cur.lastrowid,)).fetchone()
         return self._ticket(row)
@@ -98,7 +104,8 @@ class LocalDesk:
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
                     updated_stamp: str | None = None, batch_id: str | None = None,
                     add_tags: list[str] | None = None,
-                    remove_tags: list[str] | None = None) -> Ticket:
+                    remove_tags: list[str] | None = None,
+                    priority: str | None = None) -> Ticket:
         now = _now()
         with self._db() as db:
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
@@ -108,8 +115,9 @@ class LocalDesk:
                 raise UpdateConflict("ticket changed", status=409)
             tags = [t for t in (row["tags"] or "").split() if t not in (remove_tags or [])]
             tags += [t for t in (add_tags or []) if t not in tags]
-            db.execute("UPDATE tickets SET status = ?, updated_at = ?, tags = ? WHERE id = ?",
-                       (status or row["status"], now, " ".join(tags), ticket_id))
+            db.execute("UPDATE tickets SET status = ?, updated_at = ?, tags = ?, priority = ?"
+                       " WHERE id = ?", (status or row["status"], now, " ".join(tags),
+                                         priority or row["priority"], ticket_id))
             self._insert_comment(db, ticket_id, comment, batch_id, now)
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
         return self._ticket(row)
@@ -134,6 +142,14 @@ class LocalDesk:
             rows = db.execute(f"SELECT id, role FROM users WHERE id IN ({','.join('?' * len(user_ids))})",
                               list(user_ids)).fetchall() if user_ids else []
         return {r["id"]: r["role"] for r in rows}
+
+    def count_requested(self, user_id: int) -> int:
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM tickets WHERE requester_id = ?",
+                              (user_id,)).fetchone()[0]
+
+    def ticket_url(self, ticket_id: int) -> str:
+        return f"{self.base_url}/local/desk/{ticket_id}"
 
     def me(self) -> int:
         return 0  # Hotline's own notes have no author in the local desk

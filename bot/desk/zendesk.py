@@ -54,6 +54,7 @@ class ZendeskDesk:
 
     def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0,
                  budget=None):
+        self.subdomain = subdomain
         session = requests.Session()
         session.hooks["response"].append(_raise_for_status)
         self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
@@ -107,6 +108,10 @@ class ZendeskDesk:
             fields["external_id"] = ticket.external_id
         if ticket.followup_of:
             fields["via_followup_source_id"] = ticket.followup_of
+        if ticket.priority:
+            fields["priority"] = ticket.priority
+        if ticket.group_id:
+            fields["group_id"] = ticket.group_id
         if ticket.custom_fields:
             fields["custom_fields"] = [{"id": k, "value": v} for k, v in ticket.custom_fields.items()]
         audit = self._do(self.client.tickets.create, ZTicket(**fields), write=True)
@@ -115,8 +120,11 @@ class ZendeskDesk:
     def add_comment(self, ticket_id: int, comment: NewComment, *, status: str | None = None,
                     updated_stamp: str | None = None, batch_id: str | None = None,
                     add_tags: list[str] | None = None,
-                    remove_tags: list[str] | None = None) -> Ticket:
+                    remove_tags: list[str] | None = None,
+                    priority: str | None = None) -> Ticket:
         fields = dict(id=ticket_id, comment=self._comment(comment))
+        if priority:
+            fields["priority"] = priority
         if add_tags:
             fields["additional_tags"] = add_tags
         if remove_tags:
@@ -161,6 +169,12 @@ class ZendeskDesk:
             return {}
         users = self._do(lambda: list(self.client.users(ids=list(user_ids))))
         return {int(u.id): str(u.role) for u in users}
+
+    def count_requested(self, user_id: int) -> int:
+        return int(self._do(self.client.search.count, type="ticket", requester=user_id) or 0)
+
+    def ticket_url(self, ticket_id: int) -> str:
+        return f"https://{self.subdomain}.zendesk.com/agent/tickets/{ticket_id}"
 
     def me(self) -> int:
         return int(self._do(self.client.users.me).id)

@@ -1,0 +1,93 @@
+"""What the agent sees at a glance, and who is alerted (SPEC 5, issue 4).
+
+On a new ticket: an internal note saying who, where, which channel and
+language, how many earlier tickets, opt-out state, and the triage decision
+with the rule that made it. A later message may raise the priority (never
+lower it), with a note saying why. An emergency texts the on-call numbers
+the ticket link, and the customer the emergency template.
+"""
+from __future__ import annotations
+
+import logging
+
+from bot import delivery, keys
+from bot.language import NAMES
+from bot.phones import display
+from bot.triage import Decision, rank
+
+log = logging.getLogger("hotline.enrichment")
+
+
+def decide(rt, messages) -> Decision:
+    """The batch's decision: its most urgent message's (the first, among equals)."""
+    decisions = [rt.settings.triage.decide(m.body or "") for m in messages]
+    return max(decisions, key=lambda d: rank(d.priority))
+
+
+def where(location: dict) -> str:
+    parts = [p.title() if p.isupper() and len(p) > 2 else p
+             for p in (location.get("city"), location.get("state"), location.get("country")) if p]
+    return ", ".join(parts)
+
+
+def summary(*, decision: Decision, phone: str, location: dict, language: str | None,
+            earlier: int | None, opted_out: bool, channel: str = "SMS") -> str:
+    lines = [
+        f"Hotline triage: {decision.category.upper()} — priority {decision.priority}",
+        f"Why: {decision.why}",
+        f"Who: {display(phone)} · earlier tickets: "
+        + ("unknown" if earlier is None else str(earlier))
+        + " · texts: " + ("OPTED OUT (STOP)" if opted_out else "allowed"),
+        f"Where: {where(location) or 'unknown'} (carrier's location of the number)",
+        f"Channel: {channel} · language: " + (NAMES.get(language, language) if language else "not detected"),
+    ]
+    return "\n".join(lines)
+
+
+def earlier_tickets(rt, conv: dict, user_id: int, created_user: bool) -> int | None:
+    """Tickets the requester had before this one (no API call when Hotline made the user)."""
+    if created_user:
+        return max(0, int(conv.get("tickets_opened") or 0))
+    try:
+        return rt.desk.count_requested(user_id)
+    except Exception:  # enrichment must never block the customer's message
+        log.warning("enrichment.count-failed", extra={"user": user_id})
+        return None
+
+
+def alert(rt, ticket_id: int, decision: Decision) -> None:
+    """Text each on-call number the ticket link (once per ticket and number)."""
+    url = rt.desk.ticket_url(ticket_id)
+    for number in rt.settings.on_call:
+        body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=url, why=decision.why,
+                                   category=decision.category)
+        delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
+                           intent=f"oncall:{ticket_id}:{number}", what="the on-call alert")
+
+
+def after_write(rt, conv_id: str, conv: dict, ticket_id: int, created: bool, decision: Decision,
+                messages, user_id: int, created_user: bool, language: str | None) -> None:
+    """Notes, priority bookkeeping and alerts once the batch is on the ticket."""
+    from bot import jobs
+
+    conv_map = keys.conversation(conv_id)
+    phone = messages[0].sender
+    previous = conv.get("priority") if not created else None
+    if created:
+        rt.redis.hincrby(conv_map, "tickets_opened", 1)
+        note = summary(decision=decision, phone=phone, location=messages[0].location,
+                       language=language, earlier=earlier_tickets(rt, conv, user_id, created_user),
+                       opted_out=delivery.is_opted_out(rt.redis, phone))
+        delivery.note(rt, ticket_id, note)
+    elif previous and rank(decision.priority) > rank(previous):
+        delivery.note(rt, ticket_id, f"Hotline raised the priority from {previous} to "
+                                     f"{decision.priority}: {decision.why} in the customer's "
+                                     f"latest message.")
+    if created or not previous or rank(decision.priority) > rank(previous):
+        rt.redis.hset(conv_map, mapping={"priority": decision.priority,
+                                         "category": decision.category})
+    if decision.category == "emergency" and (created or rank(decision.priority) > rank(previous or "low")):
+        alert(rt, ticket_id, decision)
+        if not created:
+            jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",
+                                  f"emergency:{ticket_id}")
