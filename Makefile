@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench triage-report clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || { echo "redis-server is needed (Debian: apt-get install redis-server)"; exit 1; }
@@ -20,6 +20,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+triage-report: setup
+	$(BIN)/python -m bot.triage_report
 
 bench: setup
 	$(BIN)/python -m bench.run

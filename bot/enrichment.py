@@ -49,7 +49,7 @@ def earlier_tickets(rt, conv: dict, user_id: int, created_user: bool) -> int | N
     if created_user:
         return max(0, int(conv.get("tickets_opened") or 0))
     try:
-        return rt.desk.count_requested(user_id)
+        return max(0, rt.desk.count_requested(user_id) - 1)
     except Exception:  # enrichment must never block the customer's message
         log.warning("enrichment.count-failed", extra={"user": user_id})
         return None

@@ -17,7 +17,7 @@ MIN_WORDS = 2
 def _detector(codes: tuple[str, ...]):
     languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
     return LanguageDetectorBuilder.from_languages(*languages) \
-        .with_minimum_relative_distance(0.25).build()
+        .with_minimum_relative_distance(0.1).build()
 
 
 def detect(text: str, codes: tuple[str, ...] = ("en", "es")) -> str | None:

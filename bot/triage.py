@@ -46,7 +46,9 @@ def compile_pattern(pattern: str) -> re.Pattern:
     body = pattern[3:] if pattern.startswith("re:") else normalise(pattern)
     if not pattern.startswith("re:"):
         body = re.sub(r"(?<=\w)\*", r"\\w*", body).replace(" ?", r"\s?").replace(" ", r"\s+")
-    return re.compile(rf"(?<![\w']){body}(?![\w'])")
+    # Word boundaries where an apostrophe inside a word (can't) is part of it
+    # but a quote around words ('make me regret it') is not.
+    return re.compile(rf"(?<!\w)(?<!\w'){body}(?!\w)(?!'\w)")
 
 
 @dataclass(frozen=True)

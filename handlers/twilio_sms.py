@@ -7,6 +7,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot import intake, keys
 from bot.events import InboundMessage, Media
 from bot.phones import to_e164
+from bot.redact import redact
 from bot.redisconn import UNAVAILABLE
 from handlers.common import accept, bad_request, state
 from handlers.twilio_common import twiml, verified
@@ -33,7 +34,7 @@ def normalise(form) -> InboundMessage | str:
     location = {k: form.get(f"From{k.title()}", "").strip()
                 for k in ("city", "state", "zip", "country")}
     return InboundMessage(
-        provider_id=form["MessageSid"].strip(), sender=sender, body=form.get("Body", ""),
+        provider_id=form["MessageSid"].strip(), sender=sender, body=redact(form.get("Body", "")),
         recipient=form.get("To", ""), media=media,
         location={k: v for k, v in location.items() if v},
         opt_out_type=form.get("OptOutType", "").strip().upper())

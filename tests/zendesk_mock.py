@@ -146,10 +146,11 @@ class ZendeskMock:
                 "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
                 "created_at": now, "updated_at": now, "generated_timestamp": int(time.time()),
                 "type": None, "subject": data.get("subject"), "raw_subject": data.get("subject"),
-                "description": comment.get("body", ""), "priority": None, "status": status,
+                "description": comment.get("body", ""), "priority": data.get("priority"),
+                "status": status,
                 "recipient": None, "requester_id": data.get("requester_id"),
                 "submitter_id": data.get("submitter_id", data.get("requester_id")),
-                "assignee_id": None, "organization_id": None, "group_id": None,
+                "assignee_id": None, "organization_id": None, "group_id": data.get("group_id"),
                 "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
                 "forum_topic_id": None, "problem_id": None, "has_incidents": False,
                 "is_public": True, "due_at": None, "tags": data.get("tags", []),
@@ -224,6 +225,7 @@ class ZendeskMock:
     def install(self, rsps: responses.RequestsMock) -> "ZendeskMock":
         routes = [
             ("GET", r"/search\.json", self.search),
+            ("GET", r"/users/(\d+)/tickets/requested\.json", self.requested),
             ("POST", r"/users\.json", self.create_user),
             ("GET", r"/tickets/(\d+)/audits\.json", self.list_audits),
             ("GET", r"/tickets/(\d+)/comments\.json", self.list_comments),
@@ -258,6 +260,12 @@ class ZendeskMock:
                     results.append({**u, "result_type": "user"})
         return 200, {"results": results, "facets": None, "next_page": None,
                      "previous_page": None, "count": len(results)}
+
+    def requested(self, request):
+        uid = int(re.search(r"/users/(\d+)/", request.url).group(1))
+        found = [t for t in self.all("ticket") if t["requester_id"] == uid]
+        return 200, {"tickets": found, "next_page": None, "previous_page": None,
+                     "count": len(found)}
 
     def create_user(self, request):
         data = self._json(request)["user"]
@@ -329,6 +337,8 @@ class ZendeskMock:
         audit = self._comment_and_audit(t, data.get("comment") or {}, data.get("metadata"), new_status)
         if new_status:
             t["status"] = new_status
+        if data.get("priority"):
+            t["priority"] = data["priority"]
         tags = [x for x in t["tags"] if x not in data.get("remove_tags", [])]
         t["tags"] = tags + [x for x in data.get("additional_tags", []) if x not in tags]
         # Zendesk stamps to the second; make each write's stamp distinct.

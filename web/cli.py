@@ -174,3 +174,25 @@ def failed_requeue():
         conn.zadd(keys.PENDING_INDEX, {conv: 0}, nx=True)
         intake.enqueue_conversation(conn, cfg.queue_name, conv)
     click.echo(f"requeued {len(jobs)} job(s) and {len(convs)} conversation(s)")
+
+
+@hotline.command("triage")
+@click.argument("text")
+def triage_cmd(text):
+    """Show what triage decides for TEXT, and why (the settings' rules)."""
+    from bot.language import NAMES, detect
+    from bot.redact import redact
+
+    settings = load_settings(_config().settings_path)
+    masked = redact(text)
+    decision = settings.triage.decide(masked)
+    language = detect(masked, settings.languages)
+    click.echo(f"category  {decision.category}")
+    click.echo(f"priority  {decision.priority}")
+    click.echo(f"why       {decision.why}")
+    click.echo(f"tags      {' '.join(decision.tags)}")
+    click.echo(f"group     {decision.group_id or '-'}")
+    click.echo(f"reply     sms/{decision.template}")
+    click.echo(f"language  {NAMES.get(language, language) if language else 'not detected'}")
+    if masked != text:
+        click.echo(f"redacted  {masked}")

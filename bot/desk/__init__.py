@@ -78,7 +78,7 @@ class Desk(Protocol):
                     priority: str | None = None) -> Ticket: ...
 
     def count_requested(self, user_id: int) -> int:
-        """How many tickets the user has requested (may lag a few minutes)."""
+        """How many tickets the user has requested, this one included."""
 
     def ticket_url(self, ticket_id: int) -> str:
         """Where an agent opens the ticket."""

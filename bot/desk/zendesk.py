@@ -171,7 +171,8 @@ class ZendeskDesk:
         return {int(u.id): str(u.role) for u in users}
 
     def count_requested(self, user_id: int) -> int:
-        return int(self._do(self.client.search.count, type="ticket", requester=user_id) or 0)
+        # The list endpoint, not search: it does not lag, and its `count` is the total.
+        return self._do(lambda: len(self.client.users.requested(user_id)))
 
     def ticket_url(self, ticket_id: int) -> str:
         return f"https://{self.subdomain}.zendesk.com/agent/tickets/{ticket_id}"

@@ -1,0 +1,131 @@
+"""Triage (issue 4): the rules on the labelled corpus, negation, languages, odd input,
+and a broken rule refused at start with its line."""
+import pytest
+import yaml
+
+from bot.config import ROOT
+from bot.settings import SettingsError, load_settings
+from bot.triage import normalise, parse
+from bot.triage_report import CORPUS, HOLDOUT, evaluate, load_corpus
+
+SETTINGS = load_settings(ROOT / "config" / "settings.yaml")
+
+
+def decide(text):
+    return SETTINGS.triage.decide(text)
+
+
+def test_corpus_emergency_recall_and_false_urgent_rate():
+    corpus = load_corpus(CORPUS)
+    assert len(corpus) >= 150
+    result = evaluate(SETTINGS.triage, corpus)
+    assert result["emergency_recall"] >= 0.95, result["misses"]
+    assert result["false_urgent_rate"] <= 0.05, result["misses"]
+
+
+def test_held_out_set_does_not_regress():
+    """Never tuned on; measured at 67.5% recall / 6.7% false urgent. A floor, not a target."""
+    result = evaluate(SETTINGS.triage, load_corpus(HOLDOUT))
+    assert result["emergency_recall"] >= 0.65 and result["false_urgent_rate"] <= 0.08
+
+
+@pytest.mark.parametrize("text, category, priority", [
+    ("my dog got hit by a car", "emergency", "urgent"),
+    ("HES BLEDING EVERYWHERE", "emergency", "urgent"),
+    ("he's not breathing", "emergency", "urgent"),
+    ("she ate chocolate", "emergency", "urgent"),
+    ("my cat is having a siezure", "emergency", "urgent"),
+    ("the dog bit the sitter", "emergency", "urgent"),
+    ("Max ran away from the walker", "emergency", "urgent"),
+    ("need an ER vet now", "emergency", "urgent"),
+    ("mi perro se escapó del paseador", "emergency", "urgent"),
+    ("está sangrando mucho", "emergency", "urgent"),
+    ("the owner threatened me", "safety", "high"),
+    ("el cliente me amenazó", "safety", "high"),
+    ("how do I get reimbursed for the vet bill", "claim", "normal"),
+    ("I can't log in", "account", "low"),
+    ("what time is my booking", "general", "normal"),
+])
+def test_plain_words_and_common_misspellings(text, category, priority):
+    d = decide(text)
+    assert (d.category, d.priority) == (category, priority), d.why
+
+
+@pytest.mark.parametrize("text", [
+    "not bleeding anymore, thanks for checking",
+    "the bleeding has stopped",
+    "ya no está sangrando",
+    "my bleeding heart tomatoes are thriving",
+    "is a chocolate lab ok with cats?",
+    "I lost my password",
+    "we found him! no longer lost",
+    "my dog bit into his new toy",
+    "my dog is dying to go for a walk lol",
+])
+def test_negations_and_decoys_are_not_emergencies(text):
+    assert decide(text).category != "emergency", decide(text).why
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "🐶😭🙏", "x" * 1600, "狗狗 собака perro 🐕 dog",
+                                  "\u200b\u200b", "ok"])
+def test_odd_input_gets_the_default_and_never_crashes(text):
+    d = decide(text)
+    assert d.category == "general" and d.priority == "normal" and d.rule is None
+
+
+def test_decision_says_which_rule_and_words():
+    d = decide("my dog got hit by a car")
+    assert d.rule == "injury" and d.matched == "hit by a car"
+    assert d.why == 'rule "injury" matched "hit by a car"'
+    assert d.tags == ["hotline_emergency", "injury"] and d.template == "emergency"
+
+
+def test_normalisation_folds_accents_case_quotes_and_stretched_letters():
+    assert normalise("Está  SANGRANDOOO \u2019ya\u2019") == "esta sangrandoo 'ya'"
+
+
+def _settings_file(tmp_path, rules_yaml: str):
+    path = tmp_path / "s.yaml"
+    path.write_text("timezone: UTC\ntriage:\n  rules:\n" + rules_yaml)
+    return path
+
+
+def test_a_bad_pattern_is_refused_at_start_naming_its_line(tmp_path):
+    path = _settings_file(tmp_path, (
+        "    - name: fine\n      category: claim\n      any: [\"refund*\"]\n"
+        "    - name: broken\n      category: emergency\n      any: [\"bleed(\"]\n"))
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    assert f"{path}:7:" in str(err.value) and "broken" in str(err.value) and "bleed(" in str(err.value)
+
+
+def test_an_unknown_category_is_refused_naming_its_line(tmp_path):
+    path = _settings_file(tmp_path, "    - name: x\n      category: panic\n      any: [\"help\"]\n")
+    with pytest.raises(SettingsError, match=r"s\.yaml:4: .*panic"):
+        load_settings(path)
+
+
+def test_the_service_refuses_to_start_with_a_broken_rule(config, tmp_path):
+    import dataclasses
+
+    from web import create_app
+
+    path = _settings_file(tmp_path, "    - name: x\n      category: emergency\n      any: [\"(\"]\n")
+    with pytest.raises(SettingsError, match="s.yaml:4"):
+        create_app(dataclasses.replace(config, settings_path=path), maintenance=False)
+
+
+def test_rules_without_settings_fall_back_to_the_default_category():
+    assert parse({}).decide("my dog got hit by a car").category == "general"
+
+
+def test_corpus_files_are_well_formed():
+    for path in (CORPUS, HOLDOUT):
+        items = yaml.safe_load(path.read_text())
+        assert all({"text", "category", "lang"} <= set(i) for i in items)
+        assert {i["category"] for i in items} == {"emergency", "safety", "claim", "account", "general"}
+
+
+def test_cli_shows_the_decision_and_why(app):
+    out = app.test_cli_runner().invoke(args=["hotline", "triage", "mi perro se comió chocolate"]).output
+    assert "category  emergency" in out and 'rule "poison"' in out and "language  Spanish" in out

@@ -1,0 +1,112 @@
+"""Triage on real tickets (issue 4): priority, group, tags, the agent's summary note, the
+emergency reply and the on-call alert, raising (never lowering) priority, redaction."""
+import dataclasses
+import json
+
+import pytest
+import yaml
+
+from bot import keys, runtime
+from tests.conftest import run_jobs
+from tests.test_conversation_e2e import CUSTOMER, text
+
+ON_CALL = "+15005550009"
+
+
+@pytest.fixture
+def shipped(config, conn, tmp_path, monkeypatch):
+    """The shipped settings (rules, on-call number), with emergency routed to group 360."""
+    data = yaml.safe_load(config.settings_path.read_text())
+    data["triage"]["categories"]["emergency"]["group_id"] = 360
+    path = tmp_path / "shipped.yaml"
+    path.write_text(yaml.safe_dump(data))
+    built = runtime.build(dataclasses.replace(config, settings_path=path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
+
+
+def test_emergency_ticket_is_urgent_routed_noted_answered_and_on_call_alerted(
+        client, conn, shipped, zendesk, twilio):
+    text(client, "my dog got hit by a car and is bleeding!!")
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    assert ticket["priority"] == "urgent" and ticket["group_id"] == 360
+    assert {"hotline", "sms", "hotline_emergency", "injury", "lang_en"} <= set(ticket["tags"])
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert summary.startswith("Hotline triage: EMERGENCY — priority urgent")
+    assert 'rule "injury" matched "hit by a car"' in summary
+    assert "+1 555-123-0001" in summary and "earlier tickets: 0" in summary
+    assert "San Bruno, CA, US" in summary and "texts: allowed" in summary
+    assert "language: English" in summary
+    sent = {m["to"]: m["body"] for m in twilio.sent()}
+    assert "specialist has been alerted" in sent[CUSTOMER] and f"#{ticket['id']}" in sent[CUSTOMER]
+    assert sent[ON_CALL] == (f"URGENT Hotline case #{ticket['id']} (emergency): rule \"injury\" matched "
+                             f"\"hit by a car\". Open it now: https://acme.zendesk.com/agent/tickets/{ticket['id']}")
+    assert CUSTOMER[-4:] not in sent[ON_CALL]  # the alert carries the link, not the customer
+
+
+def test_spanish_text_gets_the_spanish_reply(client, conn, shipped, zendesk, twilio):
+    text(client, "mi perro se escapó del paseador y no lo encuentro")
+    run_jobs(conn)
+    reply = [m["body"] for m in twilio.sent() if m["to"] == CUSTOMER][0]
+    assert reply.startswith("Recibimos tu mensaje") and "lang_es" in zendesk.all("ticket")[0]["tags"]
+
+
+def test_later_message_raises_priority_with_a_note_and_never_lowers_it(client, conn, shipped, zendesk, twilio):
+    text(client, "hi, question about my booking on friday")
+    run_jobs(conn)
+    [ticket] = zendesk.all("ticket")
+    assert ticket["priority"] == "normal"
+    assert [m["to"] for m in twilio.sent()] == [CUSTOMER]
+
+    text(client, "omg the dog just got out of the yard and ran away")
+    run_jobs(conn)
+    ticket = zendesk.all("ticket")[0]
+    assert ticket["priority"] == "urgent"
+    [raised] = zendesk.notes(ticket["id"])
+    assert "raised the priority from normal to urgent" in raised and 'rule "lost-pet"' in raised
+    emergency = [m for m in twilio.sent() if m["to"] == CUSTOMER][1]
+    assert "specialist has been alerted" in emergency["body"]
+    assert any(m["to"] == ON_CALL for m in twilio.sent())
+
+    text(client, "ok thanks, what's the address of the vet?")
+    run_jobs(conn)
+    assert zendesk.all("ticket")[0]["priority"] == "urgent"
+    assert len(zendesk.notes(ticket["id"])) == 1
+    assert conn.hget(keys.conversation(conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()),
+                     "priority") == b"urgent"
+
+
+def test_returning_customer_summary_counts_earlier_tickets(client, conn, shipped, zendesk, twilio):
+    user = zendesk.add_user(CUSTOMER, name="Dana Owner")
+    zendesk.add_ticket(user["id"], status="closed")
+    zendesk.add_ticket(user["id"], status="solved")
+
+    text(client, "the sitter never showed up and my cats are alone")
+    run_jobs(conn)
+
+    ticket = zendesk.all("ticket")[-1]
+    assert ticket["priority"] == "high" and "hotline_safety" in ticket["tags"]
+    summary = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]][0]
+    assert "earlier tickets: 2" in summary and "SAFETY — priority high" in summary
+
+
+def test_card_numbers_are_masked_before_redis_zendesk_and_logs(client, conn, shipped, zendesk, twilio, caplog):
+    text(client, "refund to my card 4111 1111 1111 1111 please, ssn 123-45-6789")
+    pending = b"".join(m for k in conn.keys("hotline:pending:*") for m in conn.zrange(k, 0, -1))
+    assert b"4111 1111 1111 1111" not in pending and b"[card ending 1111]" in pending
+
+    run_jobs(conn)
+
+    body = zendesk.texts(zendesk.all("ticket")[0]["id"])[0]
+    assert body == "refund to my card [card ending 1111] please, ssn [SSN ending 6789]"
+    everything = json.dumps([r.__dict__ for r in caplog.records], default=str)
+    assert "4111" not in everything.replace("[card ending 1111]", "") and "123-45" not in everything
+
+
+def test_empty_and_emoji_texts_open_a_normal_ticket(client, conn, shipped, zendesk, twilio):
+    text(client, "")
+    text(client, "🐶🙏", sender="+15551230002")
+    run_jobs(conn)
+    assert [t["priority"] for t in zendesk.all("ticket")] == ["normal", "normal"]
