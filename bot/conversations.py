@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, keys
+from bot import enrichment, keys, keywords
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -359,6 +359,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
         conn.hset(conv_map, "language", language)
     known = conv.get("priority")
     raise_to = decision.priority if known and rank(decision.priority) > rank(known) else None
+    found_keywords = keywords.flag(rt, phone, messages)
 
     prior = _settled_before(rt, intent, batch_ids)
     if prior:
@@ -403,15 +404,19 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
     for m in messages:
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
+    if result.created or not known or raise_to:
+        pipe.hset(conv_map, mapping={"priority": decision.priority, "category": decision.category})
+    if result.created:
+        pipe.hincrby(conv_map, "tickets_opened", 1)
+        pipe.hset(conv_map, "location", json.dumps(first.location or {}))
     pipe.execute()
     log.info("conversation.written", extra={
         "conv": conv_id, "ticket": result.ticket.id, "events": len(batch),
         "new_ticket": result.created, "from": mask(phone)})
-    from bot import jobs, keywords
+    from bot import jobs
 
-    keywords.apply(rt, conv_id, result.ticket.id, phone, messages)
-    enrichment.after_write(rt, conv_id, conv, result.ticket.id, result.created, decision,
-                           messages, user_id, created_user, language)
-    if result.created:
-        jobs.schedule_autoreply(rt, conv_id, result.ticket.id, decision)
+    jobs.enqueue_after_write(rt, conv_id, result.ticket.id, {
+        "batch": batch_id, "created": result.created, "created_user": created_user,
+        "user_id": user_id, "language": language, "previous": known,
+        "decision": enrichment.facts(decision), "keywords": found_keywords})
     return len(batch)

@@ -81,20 +81,39 @@ def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=Non
                                              "ticket_status": ticket.status})
 
 
+def once(rt, key: str, action) -> bool:
+    """Run `action` once for `key` (ticket notes, alerts); a failure frees the key to retry."""
+    marker = keys.PREFIX + "done:" + key
+    if not rt.redis.set(marker, 1, nx=True, ex=MESSAGE_TTL):
+        return False
+    try:
+        action()
+    except BaseException:
+        rt.redis.delete(marker)
+        raise
+    return True
+
+
 def opt_out(rt, phone: str, ticket_id: int | None, why: str) -> None:
-    """Mark the number opted out (once), tag the ticket and tell the agent."""
+    """Mark the number opted out, then tag the ticket and tell the agent."""
     if rt.redis.hset(keys.OPTED_OUT, phone, int(time.time())):
         log.info("optout.set", extra={"to": mask(phone)})
-        note(rt, ticket_id, f"The customer opted out of text messages ({why}). Hotline will "
-                            f"send them nothing more until they text START.",
-             add_tags=[OPTED_OUT_TAG])
+    note_opt_out(rt, ticket_id, why)
 
 
-def opt_in(rt, phone: str, ticket_id: int | None) -> None:
-    if rt.redis.hdel(keys.OPTED_OUT, phone):
-        log.info("optout.cleared", extra={"to": mask(phone)})
-        note(rt, ticket_id, "The customer opted back in to text messages (START).",
-             remove_tags=[OPTED_OUT_TAG])
+def note_opt_out(rt, ticket_id: int | None, why: str) -> None:
+    """Tag and note an opt-out on the ticket, once until the customer opts back in."""
+    rt.redis.delete(keys.PREFIX + f"done:optin:{ticket_id}")
+    once(rt, f"optout:{ticket_id}", lambda: note(
+        rt, ticket_id, f"The customer opted out of text messages ({why}). Hotline will send them "
+                       f"nothing more until they text START.", add_tags=[OPTED_OUT_TAG]))
+
+
+def note_opt_in(rt, ticket_id: int | None) -> None:
+    rt.redis.delete(keys.PREFIX + f"done:optout:{ticket_id}")
+    once(rt, f"optin:{ticket_id}", lambda: note(
+        rt, ticket_id, "The customer opted back in to text messages (START).",
+        remove_tags=[OPTED_OUT_TAG]))
 
 
 def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,

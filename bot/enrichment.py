@@ -8,7 +8,9 @@ the ticket link, and the customer the emergency template.
 """
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
 
 from bot import delivery, keys
 from bot.language import NAMES
@@ -22,6 +24,11 @@ def decide(rt, messages) -> Decision:
     """The batch's decision: its most urgent message's (the first, among equals)."""
     decisions = [rt.settings.triage.decide(m.body or "") for m in messages]
     return max(decisions, key=lambda d: rank(d.priority))
+
+
+def facts(decision: Decision) -> dict:
+    """A decision as plain data for a job's arguments (rule words, no customer text)."""
+    return asdict(decision)
 
 
 def where(location: dict) -> str:
@@ -47,7 +54,7 @@ def summary(*, decision: Decision, phone: str, location: dict, language: str | N
 def earlier_tickets(rt, conv: dict, user_id: int, created_user: bool) -> int | None:
     """Tickets the requester had before this one (no API call when Hotline made the user)."""
     if created_user:
-        return max(0, int(conv.get("tickets_opened") or 0))
+        return max(0, int(conv.get("tickets_opened") or 1) - 1)  # this one is counted
     try:
         return max(0, rt.desk.count_requested(user_id) - 1)
     except Exception:  # enrichment must never block the customer's message
@@ -65,29 +72,39 @@ def alert(rt, ticket_id: int, decision: Decision) -> None:
                            intent=f"oncall:{ticket_id}:{number}", what="the on-call alert")
 
 
-def after_write(rt, conv_id: str, conv: dict, ticket_id: int, created: bool, decision: Decision,
-                messages, user_id: int, created_user: bool, language: str | None) -> None:
-    """Notes, priority bookkeeping and alerts once the batch is on the ticket."""
-    from bot import jobs
+def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
+    """Everything a written batch calls for besides the write itself, each step once:
+    the summary or priority note, keyword notes, alerts and the auto-reply.
 
-    conv_map = keys.conversation(conv_id)
-    phone = messages[0].sender
-    previous = conv.get("priority") if not created else None
+    Runs as its own job (`bot.jobs.after_write`) with retries; a step that
+    failed runs again, a step that succeeded does not.
+    """
+    from bot import jobs, keywords
+
+    decision = Decision(**facts["decision"])
+    created, previous = facts["created"], facts.get("previous")
+    conv = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.conversation(conv_id)).items()}
+    phone = conv.get("phone", "")
+    step = f"{ticket_id}:{facts['batch']}"
     if created:
-        rt.redis.hincrby(conv_map, "tickets_opened", 1)
-        note = summary(decision=decision, phone=phone, location=messages[0].location,
-                       language=language, earlier=earlier_tickets(rt, conv, user_id, created_user),
-                       opted_out=delivery.is_opted_out(rt.redis, phone))
-        delivery.note(rt, ticket_id, note)
+        def summary_note():
+            location = json.loads(conv.get("location") or "{}")
+            delivery.note(rt, ticket_id, summary(
+                decision=decision, phone=phone, location=location, language=facts.get("language"),
+                earlier=earlier_tickets(rt, conv, facts["user_id"], facts["created_user"]),
+                opted_out=delivery.is_opted_out(rt.redis, phone)))
+        delivery.once(rt, f"summary:{ticket_id}", summary_note)
     elif previous and rank(decision.priority) > rank(previous):
-        delivery.note(rt, ticket_id, f"Hotline raised the priority from {previous} to "
-                                     f"{decision.priority}: {decision.why} in the customer's "
-                                     f"latest message.")
-    if created or not previous or rank(decision.priority) > rank(previous):
-        rt.redis.hset(conv_map, mapping={"priority": decision.priority,
-                                         "category": decision.category})
-    if decision.category == "emergency" and (created or rank(decision.priority) > rank(previous or "low")):
+        delivery.once(rt, f"raised:{step}", lambda: delivery.note(
+            rt, ticket_id, f"Hotline raised the priority from {previous} to {decision.priority}: "
+                           f"{decision.why} in the customer's latest message."))
+    keywords.apply(rt, conv_id, ticket_id, facts.get("keywords") or [])
+    urgent_now = created or rank(decision.priority) > rank(previous or "low")
+    if decision.category == "emergency" and urgent_now:
         alert(rt, ticket_id, decision)
         if not created:
             jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",
                                   f"emergency:{ticket_id}")
+    if created:
+        delivery.once(rt, f"autoreply:{ticket_id}",
+                      lambda: jobs.schedule_autoreply(rt, conv_id, ticket_id, decision))

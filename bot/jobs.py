@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from rq import Queue, Retry
 
-from bot import agent_replies, conversations, delivery, keys, runtime
+from bot import agent_replies, conversations, delivery, enrichment, keys, runtime
 from bot.errors import TransientError
 
 log = logging.getLogger("hotline.jobs")
@@ -42,6 +42,17 @@ def process_conversation(conv_id: str, attempt: int = 0) -> int:
         log.warning("conversation.retry", extra={"conv": conv_id, "attempt": attempt + 1,
                                                  "delay": delay, "error": str(exc)})
         return 0
+
+
+def enqueue_after_write(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
+    _queue(rt).enqueue(after_write, conv_id, ticket_id, facts,
+                       retry=Retry(max=6, interval=[5, 15, 60, 300, 900, 1800]),
+                       description=f"after_write({conv_id}, {ticket_id})")
+
+
+def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
+    """Notes, alerts and replies a written batch calls for (see `bot.enrichment.followups`)."""
+    enrichment.followups(runtime.get(), conv_id, ticket_id, facts)
 
 
 def schedule_autoreply(rt, conv_id: str, ticket_id: int, decision=None) -> bool:

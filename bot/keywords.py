@@ -5,7 +5,9 @@ Hotline mirrors that so it never tries, and tells the agent on the ticket.
 """
 from __future__ import annotations
 
-from bot import delivery
+import time
+
+from bot import delivery, keys
 
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
         "OPT OUT", "PARAR", "BAJA"}
@@ -26,15 +28,31 @@ def keyword(message) -> str | None:
     return None
 
 
-def apply(rt, conv_id: str, ticket_id: int, phone: str, messages) -> None:
-    """Act on the keywords among a batch's messages, in order."""
-    from bot import jobs
-
+def flag(rt, phone: str, messages) -> list[list[str]]:
+    """Before anything is written: record STOP/START at once (so nothing is sent to a
+    number that just said STOP, whatever happens to the ticket write), and return the
+    keywords found as [kind, message id, word] for the notes that follow."""
+    found = []
     for m in messages:
         kind = keyword(m)
         if kind == "stop":
-            delivery.opt_out(rt, phone, ticket_id, f"texted {m.body.strip() or 'STOP'}")
+            rt.redis.hset(keys.OPTED_OUT, phone, int(time.time()))
         elif kind == "start":
-            delivery.opt_in(rt, phone, ticket_id)
+            rt.redis.hdel(keys.OPTED_OUT, phone)
+        if kind:
+            found.append([kind, m.provider_id, (m.body or kind).strip()[:20]])
+    return found
+
+
+def apply(rt, conv_id: str, ticket_id: int, found: list[list[str]]) -> None:
+    """Tag, note and answer the keywords of a batch on its ticket (idempotent; the
+    opt-out flag itself was set by `flag` before the write)."""
+    from bot import jobs
+
+    for kind, provider_id, word in found:
+        if kind == "stop":
+            delivery.note_opt_out(rt, ticket_id, f"texted {word}")
+        elif kind == "start":
+            delivery.note_opt_in(rt, ticket_id)
         elif kind == "help":
-            jobs.enqueue_template(rt, conv_id, ticket_id, "sms/help", f"help:{m.provider_id}")
+            jobs.enqueue_template(rt, conv_id, ticket_id, "sms/help", f"help:{provider_id}")
