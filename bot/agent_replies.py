@@ -126,19 +126,20 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
                                      "ticket_status": ticket.status})
     sent = _macros(rt, ticket, conv_id, phone)
 
-    done_key = keys.PREFIX + f"replied:{ticket_id}"
-    done = {int(x) for x in conn.smembers(done_key)}
+    # Comment ids only grow: everything up to `replied_upto` has been handled
+    # (kept on the ticket's own hash, which does not expire).
+    upto = int(conn.hget(keys.ticket(ticket_id), "replied_upto") or 0)
     comments = [c for c in rt.desk.comments(ticket_id)
-                if c.public and c.id not in done and c.author_id
+                if c.public and c.id > upto and c.author_id
                 and c.author_id != ticket.requester_id and not _before(c.created_at, linked_at)]
     if not comments:
         return sent
     me = _me(rt)
     comments = [c for c in comments if c.author_id != me]
     roles = _roles(rt, {c.author_id for c in comments})
-    for c in comments:
+    for c in sorted(comments, key=lambda c: c.id):
         if roles.get(c.author_id) not in AGENT_ROLES:
-            conn.sadd(done_key, c.id)  # a CC'd end-user, not an agent: never texted
+            _handled(conn, ticket_id, c.id)  # a CC'd end-user, not an agent: never texted
             continue
         body = c.body.strip()
         for a in c.attachments:
@@ -154,9 +155,19 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
         if outcome == Sent.OPTED_OUT:
             note(rt, ticket_id, "This reply was not sent by text: the customer has opted out "
                                 "(STOP). Reach them another way, or ask them to text START.")
-        conn.sadd(done_key, c.id)
-        conn.expire(done_key, 90 * 24 * 3600)
+        _handled(conn, ticket_id, c.id)
     return sent
+
+
+_RAISE = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'replied_upto') or '0')
+if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'replied_upto', ARGV[1]) end
+return 1
+"""
+
+
+def _handled(conn, ticket_id: int, comment_id: int) -> None:
+    conn.eval(_RAISE, 1, keys.ticket(ticket_id), comment_id)
 
 
 def _macros(rt, ticket, conv_id: str, phone: str) -> int:

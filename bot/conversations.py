@@ -26,7 +26,7 @@ import redis
 
 from bot import enrichment, keys, keywords
 from bot.desk import NewComment, NewTicket, Ticket
-from bot.errors import PermanentError, TicketClosed, TransientError, UpdateConflict
+from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
 from bot.language import detect
 from bot.phones import display, mask
@@ -65,8 +65,9 @@ class Lock:
     def acquire(self) -> bool:
         return bool(self.conn.set(self.key, self.token, nx=True, px=LOCK_TTL_MS))
 
-    def extend(self) -> None:
-        self.conn.eval(_EXTEND, 1, self.key, self.token, LOCK_TTL_MS)
+    def extend(self) -> bool:
+        """Renew the lock; False when it expired and someone else holds it now."""
+        return bool(self.conn.eval(_EXTEND, 1, self.key, self.token, LOCK_TTL_MS))
 
     def release(self) -> None:
         self.conn.eval(_RELEASE, 1, self.key, self.token)
@@ -129,7 +130,7 @@ def process(rt, conv_id: str) -> int:
                 if not batch:
                     break
                 try:
-                    written += write_batch(rt, conv_id, batch)
+                    written += write_batch(rt, conv_id, batch, lock)
                 except PermanentError as exc:
                     set_aside(rt, conv_id, batch, exc)
                 lock.extend()
@@ -153,7 +154,7 @@ def set_aside(rt, conv_id: str, batch: list[Pending], exc: PermanentError) -> No
     pipe.sadd(keys.DEAD_INDEX, conv_id)
     pipe.execute()
     log.error("conversation.set-aside", extra={"conv": conv_id, "events": len(batch),
-                                               "error": str(exc)[:200]})
+                                               "error": type(exc).__name__, "status": exc.status})
     ticket_id = _s(conn.hget(keys.conversation(conv_id), "ticket_id"))
     if ticket_id:
         note = (f"Hotline could not add {len(batch)} message(s) from the customer to this ticket: "
@@ -312,6 +313,8 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
             pass
         except TicketClosed:
             return create(target)
+        except NotFound:  # deleted in Zendesk: the conversation starts afresh
+            return create(None)
 
     ticket = named or (desk.get_ticket(target) if target else None)
     if ticket and usable(ticket, rt.settings.reopen_window_hours, now):
@@ -320,6 +323,8 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
             return update(ticket.id, status=status)
         except TicketClosed:
             ticket.status = "closed"
+        except NotFound:
+            return create(None)
     return create(ticket.id if ticket and ticket.status == "closed" else None)
 
 
@@ -334,8 +339,16 @@ def _settled_before(rt, intent: dict | None, batch_ids: list[str]) -> Ticket | N
     return None
 
 
-def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
-    """Write one batch of a conversation's events to the desk; returns its size."""
+class LockLost(TransientError):
+    """The conversation's lock expired during slow calls; another worker took over."""
+
+
+def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None) -> int:
+    """Write one batch of a conversation's events to the desk; returns its size.
+
+    With `lock`, the lock is renewed right before the write, and the write is
+    not made if the lock was lost meanwhile (slow media, slow Zendesk).
+    """
     conn = rt.redis
     conv_map = keys.conversation(conv_id)
     conv = {_s(k): _s(v) for k, v in conn.hgetall(conv_map).items()}
@@ -380,6 +393,8 @@ def write_batch(rt, conv_id: str, batch: list[Pending]) -> int:
             conn.hset(conv_map, "intent", json.dumps(
                 {"kind": kind, "batch": batch_id, "events": batch_ids, "ticket": ticket_id}))
 
+        if lock is not None and not lock.extend():
+            raise LockLost("conversation lock lost before the write")
         try:
             result = deliver(rt, conv, user_id, [m.body for m in messages], comment,
                              new_ticket, batch_id, record, raise_to)

@@ -187,14 +187,19 @@ def record_status(rt, sid: str, status: str, error_code) -> str:
     if rank is None:
         return "ignored"
     moved = rt.redis.eval(_ADVANCE, 1, keys.message(sid), status, rank, json.dumps(STATUS_RANK))
-    if moved != 1:
+    if moved == -1:
         return "ignored"
-    if status in FAILED:
+    current = (rt.redis.hget(keys.message(sid), "status") or b"").decode()
+    if status in FAILED and current == status:
+        # Noted once; a failed note (Zendesk down) is written when the job is retried.
         info = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.message(sid)).items()}
         ticket = int(info["ticket"]) if info.get("ticket") else None
         phone = (rt.redis.hget(keys.conversation(info["conv"]), "phone") or b"").decode()
-        if str(error_code) == "21610" and phone:
-            opt_out(rt, phone, ticket, "Twilio reports the number unsubscribed")
-        note(rt, ticket, f"A text to the customer was not delivered ({info.get('what', 'a message')},"
-                         f" status {status}): {explain(error_code)}.")
-    return "applied"
+
+        def tell_agent():
+            if str(error_code) == "21610" and phone:
+                opt_out(rt, phone, ticket, "Twilio reports the number unsubscribed")
+            note(rt, ticket, f"A text to the customer was not delivered ({info.get('what', 'a message')},"
+                             f" status {status}): {explain(error_code)}.")
+        once(rt, f"undelivered:{sid}", tell_agent)
+    return "applied" if moved == 1 else "ignored"

@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 
 from bot import keys, spool
 from bot.redisconn import UNAVAILABLE
@@ -88,7 +88,8 @@ def _queue_job(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
         return Outcome.DUPLICATE
     Queue(queue_name, connection=conn).enqueue(
         event["job"], *event["args"], job_timeout=300, result_ttl=600,
-        failure_ttl=30 * 24 * 3600, description=f"{event['job'].rsplit('.', 1)[-1]}{tuple(event['args'])}")
+        failure_ttl=30 * 24 * 3600, retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
+        description=f"{event['job'].rsplit('.', 1)[-1]}{tuple(event['args'])}")
     return Outcome.QUEUED
 
 

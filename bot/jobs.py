@@ -103,7 +103,7 @@ def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
     try:
         return agent_replies.sync(rt, ticket_id)
     except agent_replies.Busy:
-        delay = 2
+        delay, attempt = 2, attempt - 1  # waiting for another worker is not a failure
     except TransientError as exc:
         if attempt >= len(BACKOFF):
             raise

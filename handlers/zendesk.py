@@ -32,7 +32,7 @@ SYNC_EVENTS = {"zen:event-type:ticket.comment_added", "zen:event-type:ticket.tag
 def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     """base64(HMAC-SHA256(secret as given, timestamp + raw body)), compared in constant time."""
     digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), signature.strip())
+    return hmac.compare_digest(base64.b64encode(digest), signature.strip().encode("utf-8", "replace"))
 
 
 def fresh(timestamp: str, now: datetime | None = None) -> bool:
@@ -91,9 +91,12 @@ def events():
     if not known:
         return Response(status=204)  # not a text conversation Hotline knows
 
+    # A redelivery repeats the event id (subscriptions) or the invocation id; a
+    # trigger body without either is told apart by its signed timestamp, so the
+    # same body sent for a later change is not mistaken for a duplicate.
     event_id = payload.get("id") if is_event else None
     event_id = event_id or request.headers.get("X-Zendesk-Webhook-Invocation-Id") \
-        or hashlib.sha256(body).hexdigest()
+        or hashlib.sha256(timestamp.encode() + body).hexdigest()
     outcome = intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
                                 f"zendesk:event:{event_id}", SYNC_JOB, ticket_id)
     return jsonify(status=outcome.value, ticket_id=ticket_id)

@@ -339,3 +339,95 @@ def test_replies_from_before_hotline_linked_an_existing_ticket_are_not_texted(cl
     run_jobs(conn)
 
     assert [m["body"] for m in twilio.sent()] == ["Yes: the claim is approved"]
+
+
+# -- review follow-ups: each would pass if its safeguard were removed? no: each fails then.
+
+def test_hotlines_own_public_comment_is_not_texted_even_though_its_user_is_an_admin(
+        case, zd_client, conn, zendesk, twilio):
+    ticket_id, agent = case
+    zendesk.agent_comment(ticket_id, zendesk.API_USER, "Posted by the Hotline integration")
+    hint(zd_client, ticket_id, "ev-40")
+    run_jobs(conn)
+    assert replies(twilio) == []
+
+
+def test_requesters_own_comment_is_not_texted_even_if_they_are_an_agent(case, zd_client, conn,
+                                                                       zendesk, twilio):
+    ticket_id, agent = case
+    [requester] = [u for u in zendesk.all("user") if u["phone"] == CUSTOMER]
+    raw = zendesk._get("user", requester["id"])
+    raw["role"] = "agent"  # a staff member texting the line from their own phone
+    zendesk._put("user", raw)
+    zendesk.agent_comment(ticket_id, requester["id"], "my own words, via the web")
+    hint(zd_client, ticket_id, "ev-41")
+    run_jobs(conn)
+    assert replies(twilio) == []
+
+
+def test_21610_on_send_marks_the_number_opted_out(case, zd_client, conn, zendesk, twilio):
+    ticket_id, agent = case
+    zendesk.agent_comment(ticket_id, agent["id"], "hello?")
+    twilio.fail_next_send(400, 21610, "Attempt to send to unsubscribed recipient")
+    hint(zd_client, ticket_id, "ev-42")
+    run_jobs(conn, future=True)
+    assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
+    assert "sms_opted_out" in zendesk.all("ticket")[0]["tags"]
+
+
+def test_repeated_status_callback_queues_one_job(case, client, conn, twilio):
+    sid = twilio.sent()[0]["sid"]
+    status(client, sid, "delivered")
+    status(client, sid, "delivered")
+    assert conn.llen("rq:queue:hotline") == 1
+
+
+def test_failed_delivery_note_is_written_when_zendesk_comes_back(case, client, conn, zendesk, twilio):
+    ticket_id, _ = case
+    sid = twilio.sent()[0]["sid"]
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 503)
+    status(client, sid, "undelivered", 30005)
+    run_jobs(conn, future=True)
+    [note] = zendesk.notes(ticket_id)
+    assert "30005" in note
+
+
+def test_stop_counts_even_when_its_ticket_write_is_refused(case, client, conn, zendesk, twilio):
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 422, body={"error": "RecordInvalid", "description": "x"})
+    text(client, "STOP")
+    run_jobs(conn)
+    assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
+
+
+def test_opt_out_note_that_failed_is_written_on_retry(case, client, conn, zendesk, twilio):
+    ticket_id, _ = case
+    text(client, "STOP")
+    # The text is written; the note and tag that follow meet a Zendesk outage once.
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 503)
+    zendesk.fail_next("PUT", r"/tickets/\d+\.json", 503)  # the first is the text's own write
+    run_jobs(conn, future=True)
+    assert "sms_opted_out" in zendesk.all("ticket")[0]["tags"]
+    assert any("opted out" in n for n in zendesk.notes(ticket_id))
+
+
+def test_trigger_body_without_invocation_id_is_not_mistaken_for_a_duplicate(case, zd_client, conn,
+                                                                           zendesk, twilio):
+    from datetime import datetime, timedelta, timezone
+
+    ticket_id, agent = case
+    zendesk.agent_comment(ticket_id, agent["id"], "reply one")
+    post_event(zd_client, {"ticket_id": str(ticket_id)})
+    run_jobs(conn)
+    zendesk.agent_comment(ticket_id, agent["id"], "reply two")
+    post_event(zd_client, {"ticket_id": str(ticket_id)},
+               when=datetime.now(timezone.utc) + timedelta(seconds=5))
+    run_jobs(conn)
+    assert replies(twilio) == ["reply one", "reply two"]
+
+
+def test_non_ascii_signature_is_403_not_500(zd_client, conn):
+    conn.hset(keys.ticket(5), "conv", "c1")
+    resp = zd_client.post("/zendesk/events", data=b'{"ticket_id": "5"}', content_type="application/json",
+                          headers={"X-Zendesk-Webhook-Signature": "sïgnature",
+                                   "X-Zendesk-Webhook-Signature-Timestamp": "2026-11-24T05:00:00Z"})
+    assert resp.status_code == 403

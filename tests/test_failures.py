@@ -197,3 +197,40 @@ def test_job_failing_past_its_budget_is_listed_and_replayable(client, conn, zend
     assert runner.invoke(args=["hotline", "failed", "requeue"]).output.startswith("requeued 1 job")
     run_jobs(conn)
     assert len(zendesk.all("ticket")) == 1
+
+
+def test_deleted_ticket_starts_the_conversation_afresh(client, conn, zendesk, twilio):
+    text(client, "first")
+    run_jobs(conn)
+    [first] = zendesk.all("ticket")
+    conn.hdel("zdmock:ticket", str(first["id"]))  # an agent deleted it
+
+    text(client, "second")
+    run_jobs(conn)
+
+    [second] = zendesk.all("ticket")
+    assert second["id"] != first["id"] and zendesk.texts(second["id"]) == ["second"]
+    conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
+    assert conn.zcard(keys.dead(conv)) == 0
+
+
+def test_502_after_zendesk_created_the_ticket_does_not_create_it_twice(client, conn, zendesk, twilio):
+    zendesk.fail_next("POST", r"/tickets\.json", 502, apply_first=True)
+    text(client, "bitten by the neighbour's dog")
+    run_jobs(conn, future=True)
+    assert len(zendesk.all("ticket")) == 1
+
+
+def test_no_write_when_the_conversation_lock_was_lost(client, conn, zendesk, twilio, open_hours):
+    from bot import conversations
+
+    text(client, "slow one")
+    conv = conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()
+    lock = conversations.Lock(conn, keys.lock(conv))
+    assert lock.acquire()
+    conn.set(keys.lock(conv), "another-worker")  # expired and taken meanwhile
+
+    with pytest.raises(conversations.LockLost):
+        conversations.write_batch(open_hours, conv, conversations.load_pending(conn, conv), lock)
+    assert "POST /tickets" not in zendesk.calls()
+    assert conn.zcard(keys.pending(conv)) == 1

@@ -46,7 +46,8 @@ class ZendeskMock:
         self.r.hset(P + kind, str(obj["id"]), json.dumps(obj))
 
     def all(self, kind: str) -> list[dict]:
-        return sorted((json.loads(v) for v in self.r.hvals(P + kind)), key=lambda o: o["id"])
+        found = sorted((json.loads(v) for v in self.r.hvals(P + kind)), key=lambda o: o["id"])
+        return [o for o in found if not (kind == "user" and o["id"] == self.API_USER)]
 
     def calls(self) -> list[str]:
         return [c.decode() for c in self.r.lrange(P + "calls", 0, -1)]
@@ -218,11 +219,17 @@ class ZendeskMock:
                 "error": "Mocked", "description": f"mocked {failure['status']}"})
         result = handler(request)
         if failure and failure["apply"]:
+            if failure["status"]:  # carried out, then a proxy's error page
+                return failure["status"], {"Content-Type": "text/html"}, "<html>502 Bad Gateway</html>"
             raise getattr(requests.exceptions, failure["exception"] or "ReadTimeout")("mocked")
         status, body = result
         return status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(body)
 
     def install(self, rsps: responses.RequestsMock) -> "ZendeskMock":
+        if not self._get("user", self.API_USER):  # the user Hotline's token acts as: an admin
+            me = self._user("Hotline API", None)
+            me.update(id=self.API_USER, role="admin", email="hotline@acme.test")
+            self._put("user", me)
         routes = [
             ("GET", r"/search\.json", self.search),
             ("GET", r"/users/(\d+)/tickets/requested\.json", self.requested),
@@ -298,9 +305,7 @@ class ZendeskMock:
         return 200, {"users": users, "next_page": None, "previous_page": None, "count": len(users)}
 
     def me(self, request):
-        me = self._user("Hotline API", None)
-        me.update(id=self.API_USER, role="admin", email="hotline@acme.test")
-        return 200, {"user": me}
+        return 200, {"user": self._get("user", self.API_USER)}
 
     def list_audits(self, request):
         tid = self._id(request)

@@ -32,7 +32,10 @@ def _raise_for_status(response: requests.Response, *args, **kwargs) -> None:
             retry_after = 60.0
         raise TransientError("zendesk rate limited", status=429, retry_after=retry_after)
     if status >= 500:
-        raise TransientError(f"zendesk {status}", status=status)
+        # A write may have been carried out before the 5xx (502/504 from a proxy):
+        # the job checks (external_id, audit metadata) before writing again.
+        raise TransientError(f"zendesk {status}", status=status,
+                             unknown_outcome=response.request.method in ("POST", "PUT"))
     if status == 409:
         raise UpdateConflict("zendesk update conflict", status=409)
     if status == 404:
