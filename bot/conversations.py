@@ -265,15 +265,23 @@ def _location(message: InboundMessage) -> str:
     return where(message.location or {})
 
 
-def _new_ticket(rt, user_id: int, first: InboundMessage, comment: NewComment, batch_id: str,
-                followup_of: int | None, with_media: bool, decision, language) -> NewTicket:
+SUBJECTS = {"text": "Text message", "voicemail": "Voicemail", "transcription": "Voicemail",
+            "missed_call": "Missed call", "answered_call": "Call"}
+
+
+def _new_ticket(rt, user_id: int, messages: list[InboundMessage], comment: NewComment,
+                batch_id: str, followup_of: int | None, with_media: bool, decision,
+                language) -> NewTicket:
+    first = messages[0]
     where = _location(first)
-    tags = ["hotline", "sms"] + (["mms"] if with_media else []) + decision.tags \
-        + ([f"lang_{language}"] if language else [])
+    tags = ["hotline", first.channel] + (["mms"] if with_media else []) + decision.tags \
+        + ([f"lang_{language}"] if language else []) \
+        + sorted({m.kind_of for m in messages if m.kind_of != "text"})
     fields = {}
     if rt.settings.location_field_id and where:
         fields[rt.settings.location_field_id] = where
-    subject = f"Text message from {where}" if where else "Text message"
+    what = SUBJECTS.get(first.kind_of, "Text message")
+    subject = f"{what} from {where}" if where else what
     return NewTicket(requester_id=user_id, subject=subject, comment=comment, tags=tags,
                      external_id=f"hotline-{batch_id}", followup_of=followup_of,
                      custom_fields=fields, priority=decision.priority, group_id=decision.group_id)
@@ -386,7 +394,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         comment = NewComment(body=body, author_id=user_id, public=True, uploads=tokens)
 
         def new_ticket(followup_of):
-            return _new_ticket(rt, user_id, first, comment, batch_id, followup_of,
+            return _new_ticket(rt, user_id, messages, comment, batch_id, followup_of,
                                any(m.media for m in messages), decision, language)
 
         def record(kind, ticket_id):
@@ -433,5 +441,8 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     jobs.enqueue_after_write(rt, conv_id, result.ticket.id, {
         "batch": batch_id, "created": result.created, "created_user": created_user,
         "user_id": user_id, "language": language, "previous": known,
-        "decision": enrichment.facts(decision), "keywords": found_keywords})
+        "decision": enrichment.facts(decision), "keywords": found_keywords,
+        "channel": "SMS" if first.channel == "sms" else "phone call",
+        "missed_calls": [m.provider_id.split(":")[0] for m in messages if m.kind_of == "missed_call"],
+        "recordings": [m.recording for m in messages if m.recording]})
     return len(batch)

@@ -21,8 +21,19 @@ log = logging.getLogger("hotline.enrichment")
 
 
 def decide(rt, messages) -> Decision:
-    """The batch's decision: its most urgent message's (the first, among equals)."""
-    decisions = [rt.settings.triage.decide(m.body or "") for m in messages]
+    """The batch's decision: its most urgent message's (the first, among equals).
+
+    A caller who pressed 1 on the voice menu chose emergency themselves.
+    """
+    triage = rt.settings.triage
+    decisions = []
+    for m in messages:
+        if m.triage_hint == "emergency":
+            chosen = triage.decision_for("emergency", None, None)
+            chosen.rule, chosen.matched = "voice menu", "1 (emergency)"
+            decisions.append(chosen)
+        else:
+            decisions.append(triage.decide(m.body if m.kind_of in ("text", "transcription") else ""))
     return max(decisions, key=lambda d: rank(d.priority))
 
 
@@ -39,6 +50,7 @@ def where(location: dict) -> str:
 
 def summary(*, decision: Decision, phone: str, location: dict, language: str | None,
             earlier: int | None, opted_out: bool, channel: str = "SMS") -> str:
+    """The note an agent reads first on a new ticket."""
     lines = [
         f"Hotline triage: {decision.category.upper()} — priority {decision.priority}",
         f"Why: {decision.why}",
@@ -92,7 +104,8 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
             delivery.note(rt, ticket_id, summary(
                 decision=decision, phone=phone, location=location, language=facts.get("language"),
                 earlier=earlier_tickets(rt, conv, facts["user_id"], facts["created_user"]),
-                opted_out=delivery.is_opted_out(rt.redis, phone)))
+                opted_out=delivery.is_opted_out(rt.redis, phone),
+                channel=facts.get("channel", "SMS")))
         delivery.once(rt, f"summary:{ticket_id}", summary_note)
     elif previous and rank(decision.priority) > rank(previous):
         delivery.once(rt, f"raised:{step}", lambda: delivery.note(
@@ -105,6 +118,10 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
         if not created:
             jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",
                                   f"emergency:{ticket_id}")
-    if created:
+    for call_sid in facts.get("missed_calls") or []:
+        jobs.enqueue_template(rt, conv_id, ticket_id, "sms/missed_call", f"missed:{call_sid}")
+    for recording in facts.get("recordings") or []:
+        jobs.enqueue_recording(rt, ticket_id, recording)
+    if created and not facts.get("missed_calls"):
         delivery.once(rt, f"autoreply:{ticket_id}",
                       lambda: jobs.schedule_autoreply(rt, conv_id, ticket_id, decision))

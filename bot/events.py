@@ -28,6 +28,9 @@ class InboundMessage:
     media: list[Media] = field(default_factory=list)
     location: dict[str, str] = field(default_factory=dict)
     opt_out_type: str = ""          # the carrier's own reading: STOP, START, HELP
+    kind_of: str = "text"           # text | voicemail | transcription | missed_call | answered_call
+    triage_hint: str = ""           # a category the caller chose (menu 1 = emergency)
+    recording: dict = field(default_factory=dict)   # voicemail: sid, url, duration
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received_at: float = field(default_factory=time.time)
 

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from rq import Queue, Retry
 
 from bot import agent_replies, conversations, delivery, enrichment, keys, runtime
-from bot.errors import TransientError
+from bot.desk import NewComment
+from bot.errors import PermanentError, TransientError
 
 log = logging.getLogger("hotline.jobs")
 
@@ -117,3 +118,50 @@ def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
 def delivery_status(sid: str, status: str, error_code: str | None = None) -> str:
     """Apply a Twilio delivery report to the message's record (and its ticket when it failed)."""
     return delivery.record_status(runtime.get(), sid, status, error_code)
+
+
+RECORDING_TRIES = 6
+
+
+def enqueue_recording(rt, ticket_id: int, recording: dict, attempt: int = 0, delay: int = 0) -> None:
+    args = (ticket_id, recording["sid"], recording["url"], recording.get("duration", 0), attempt)
+    if delay:
+        _queue(rt).enqueue_in(timedelta(seconds=delay), attach_recording, *args,
+                              description=f"attach_recording({ticket_id}, {recording['sid']})")
+    else:
+        _queue(rt).enqueue(attach_recording, *args,
+                           description=f"attach_recording({ticket_id}, {recording['sid']})")
+
+
+def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int = 0,
+                     attempt: int = 0) -> str:
+    """Download a voicemail's audio from Twilio and attach it to the ticket (once).
+
+    The ticket already has the recording's link; a recording Twilio has not
+    finished storing (404) or a failed download is tried again with back-off,
+    and after the last try the agent gets a note saying so.
+    """
+    rt = runtime.get()
+    marker = f"recording:{recording_sid}"
+    if rt.redis.exists(keys.PREFIX + "done:" + marker):
+        return "already"
+    try:
+        media = rt.phone.fetch_media(url + ".mp3", rt.settings.media_max_bytes * 4)
+    except (TransientError, PermanentError) as exc:
+        if attempt + 1 < RECORDING_TRIES and (isinstance(exc, TransientError) or exc.status == 404):
+            enqueue_recording(rt, ticket_id, {"sid": recording_sid, "url": url, "duration": duration},
+                              attempt + 1, BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
+            return "retrying"
+        delivery.once(rt, marker, lambda: delivery.note(
+            rt, ticket_id, f"Hotline could not attach the voicemail's audio ({exc}). The link "
+                           f"above still plays it: {url}.mp3"))
+        return "failed"
+
+    def attach():
+        token = rt.desk.upload(f"voicemail-{recording_sid}.mp3", media.content,
+                               media.content_type or "audio/mpeg")
+        rt.desk.add_comment(ticket_id, NewComment(
+            body=f"Voicemail recording ({duration} s), audio attached.", public=False,
+            uploads=[token]))
+    delivery.once(rt, marker, attach)
+    return "attached"

@@ -66,3 +66,8 @@ def ticket(ticket_id) -> str:
 
 def ticket_lock(ticket_id) -> str:
     return f"{PREFIX}ticket-lock:{ticket_id}"
+
+
+def call(call_sid: str) -> str:
+    """Hash: a call in progress (caller, menu choice, voicemail left, answered)."""
+    return f"{PREFIX}call:{call_sid}"

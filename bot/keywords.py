@@ -34,7 +34,7 @@ def flag(rt, phone: str, messages) -> list[list[str]]:
     keywords found as [kind, message id, word] for the notes that follow."""
     found = []
     for m in messages:
-        kind = keyword(m)
+        kind = keyword(m) if m.kind_of == "text" else None
         if kind == "stop":
             rt.redis.hset(keys.OPTED_OUT, phone, int(time.time()))
         elif kind == "start":

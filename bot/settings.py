@@ -38,6 +38,10 @@ class Settings:
     on_call: tuple[str, ...] = ()
     languages: tuple[str, ...] = ("en", "es")
     triage: Triage = field(default_factory=lambda: parse_triage({}))
+    voice_language: str = "en"
+    voice_max_seconds: int = 180
+    voice_min_seconds: int = 3
+    voice_dial_timeout: int = 20
 
     def in_business_hours(self, when: datetime) -> bool:
         """Whether `when` (aware) falls inside the team's business hours."""
@@ -113,7 +117,12 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
     except TriageError as exc:
         raise SettingsError(str(exc)) from None
     languages = tuple(str(x) for x in (data.get("languages") or ("en", "es")))
+    voice = data.get("voice") or {}
     return Settings(
+        voice_language=str(voice.get("language", "en")),
+        voice_max_seconds=_number(voice, "max_seconds", 180, f"{source}: voice", int),
+        voice_min_seconds=_number(voice, "min_seconds", 3, f"{source}: voice", int),
+        voice_dial_timeout=_number(voice, "dial_timeout", 20, f"{source}: voice", int),
         on_call=tuple(on_call),
         languages=languages,
         triage=triage,

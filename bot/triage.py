@@ -107,10 +107,11 @@ class Triage:
                 continue
             found = _first(norm, rule.any, rule.negatable)
             if found:
-                return self._decision(rule.category, rule, found)
-        return self._decision(self.default, None, None)
+                return self.decision_for(rule.category, rule, found)
+        return self.decision_for(self.default, None, None)
 
-    def _decision(self, category: str, rule: Rule | None, matched: str | None) -> Decision:
+    def decision_for(self, category: str, rule: Rule | None, matched: str | None) -> Decision:
+        """The decision a category gives, with the rule and words behind it."""
         cat = self.categories[category]
         tags = [f"hotline_{category}"] + list(rule.tags if rule else ())
         return Decision(category=category, priority=cat.priority, template=cat.template,

@@ -14,6 +14,8 @@ from bot.config import Config
 class WebState:
     config: Config
     redis: redis.Redis
+    settings: object = None      # bot.settings.Settings
+    templates: object = None     # bot.replies.Templates
 
 
 def state() -> WebState:

@@ -23,13 +23,15 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
         load_dotenv_once()
         config = Config.from_env()
     logs.setup()
-    load_settings(config.settings_path)
-    Templates(config.templates_dir).check()
+    settings = load_settings(config.settings_path)
+    templates = Templates(config.templates_dir)
+    templates.check()
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["hotline"] = WebState(
-        config=config, redis=redisconn.connect(config.redis_url, timeout=config.web_redis_timeout))
+        config=config, redis=redisconn.connect(config.redis_url, timeout=config.web_redis_timeout),
+        settings=settings, templates=templates)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     if config.local_mode:

@@ -1,0 +1,274 @@
+"""Voice (SPEC 8): the menu, emergency forwarding, voicemail and missed calls.
+
+Every answer is TwiML built here from `templates/voice/` and the settings,
+without waiting on Zendesk or the Twilio REST API. The only state is a small
+per-call hash in Redis (caller, menu choice, whether a voicemail was left), so
+the call-status callback can tell a voicemail from a missed call. Tickets
+come from the events queued here, through the same conversation pipeline as
+texts: a caller who texted before gets the voicemail on the same ticket.
+
+Routes (all verified like every Twilio webhook):
+- `POST /twilio/voice` — the call arrives: greeting and menu.
+- `POST /twilio/voice/menu` — the digit pressed (`attempt` counts retries).
+- `POST /twilio/voice/dial` — how the forward to on-call ended.
+- `POST /twilio/voice/recorded` — the voicemail ended: queued for a ticket.
+- `POST /twilio/voice/recording` — the recording's status: acknowledged.
+- `POST /twilio/voice/transcription` — the transcription: queued as a further comment.
+- `POST /twilio/voice/status` — the call ended: a missed or answered call is queued.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, request
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+from bot import keys
+from bot.events import InboundMessage
+from bot.phones import to_e164
+from bot.redact import redact
+from bot.redisconn import UNAVAILABLE
+from handlers.common import accept, bad_request, state
+from handlers.twilio_common import twiml, verified
+
+log = logging.getLogger("hotline.voice")
+bp = Blueprint("twilio_voice", __name__)
+
+CALL_TTL = 2 * 24 * 3600
+ENDED = {"completed", "busy", "no-answer", "failed", "canceled"}
+VOICE_LANG = {"en": "en-US", "es": "es-MX"}
+MAX_MENU_TRIES = 2
+
+
+def _url(path: str, **query) -> str:
+    from urllib.parse import urlencode
+
+    base = state().config.public_base_url + path
+    return base + ("?" + urlencode(query) if query else "")
+
+
+def _say(response_or_verb, name: str) -> None:
+    st = state()
+    lang = st.settings.voice_language
+    text = st.templates.render(f"voice/{name}", lang)
+    response_or_verb.say(text, language=VOICE_LANG.get(lang, "en-US"))
+
+
+def _call_state(sid: str) -> dict:
+    try:
+        raw = state().redis.hgetall(keys.call(sid))
+    except UNAVAILABLE:
+        return {}
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _remember(sid: str, **fields) -> None:
+    """Note something about the call; a Redis outage must not break the call itself."""
+    try:
+        pipe = state().redis.pipeline()
+        pipe.hset(keys.call(sid), mapping=fields)
+        pipe.expire(keys.call(sid), CALL_TTL)
+        pipe.execute()
+    except UNAVAILABLE:
+        log.warning("voice.state-unavailable")
+
+
+def _require_call_sid():
+    sid = request.form.get("CallSid", "").strip()
+    return sid or None
+
+
+def _location(form) -> dict:
+    found = {k: form.get(f"From{k.title()}", "").strip() for k in ("city", "state", "zip", "country")}
+    return {k: v for k, v in found.items() if v}
+
+
+def menu(response: VoiceResponse, attempt: int) -> VoiceResponse:
+    """Greeting (first time) and the menu, in a <Gather> that posts the digit back."""
+    st = state()
+    after_hours = not st.settings.in_business_hours(datetime.now(timezone.utc))
+    gather = Gather(num_digits=1, timeout=6, method="POST",
+                    action=_url("/twilio/voice/menu", attempt=attempt))
+    if attempt == 1:
+        _say(gather, "greeting")
+    _say(gather, "menu_after_hours" if after_hours else "menu")
+    response.append(gather)
+    # No key pressed: Twilio follows this to the menu handler with no digits.
+    response.redirect(_url("/twilio/voice/menu", attempt=attempt), method="POST")
+    return response
+
+
+def voicemail(response: VoiceResponse, choice: str) -> VoiceResponse:
+    st = state()
+    _say(response, "voicemail_emergency" if choice == "emergency" else "voicemail")
+    response.record(
+        max_length=st.settings.voice_max_seconds, play_beep=True, finish_on_key="#",
+        trim="trim-silence", method="POST",
+        action=_url("/twilio/voice/recorded", choice=choice),
+        recording_status_callback=_url("/twilio/voice/recording"),
+        recording_status_callback_event="completed absent failed",
+        transcribe=True, transcribe_callback=_url("/twilio/voice/transcription"))
+    # Silence until the end of <Record>: Twilio posts the action URL anyway.
+    return response
+
+
+@bp.post("/twilio/voice")
+@verified
+def incoming():
+    sid = _require_call_sid()
+    if not sid:
+        return bad_request("missing CallSid")
+    caller = to_e164(request.form.get("From", ""))
+    _remember(sid, caller=caller or "", location=json.dumps(_location(request.form)))
+    return twiml(menu(VoiceResponse(), attempt=1))
+
+
+@bp.post("/twilio/voice/menu")
+@verified
+def menu_choice():
+    sid = _require_call_sid()
+    if not sid:
+        return bad_request("missing CallSid")
+    st = state()
+    digit = request.form.get("Digits", "").strip()[:1]
+    attempt = int(request.args.get("attempt", "1") or 1)
+    after_hours = not st.settings.in_business_hours(datetime.now(timezone.utc))
+    response = VoiceResponse()
+    if digit == "1":
+        _remember(sid, choice="emergency")
+        if st.settings.on_call:
+            _say(response, "connecting")
+            dial = Dial(timeout=st.settings.voice_dial_timeout, method="POST",
+                        action=_url("/twilio/voice/dial"))
+            for number in st.settings.on_call:
+                dial.number(number)
+            response.append(dial)
+            return twiml(response)
+        return twiml(voicemail(response, "emergency"))
+    if digit in ("2", "3") and not after_hours:
+        choice = "claim" if digit == "2" else "other"
+        _remember(sid, choice=choice)
+        return twiml(voicemail(response, choice))
+    if after_hours and not digit:
+        return twiml(voicemail(response, "other"))
+    if attempt < MAX_MENU_TRIES:
+        if digit:
+            _say(response, "invalid")
+        return twiml(menu(response, attempt + 1))
+    return twiml(voicemail(response, "other"))
+
+
+@bp.post("/twilio/voice/dial")
+@verified
+def dial_result():
+    sid = _require_call_sid()
+    if not sid:
+        return bad_request("missing CallSid")
+    if request.form.get("DialCallStatus", "") == "completed":
+        _remember(sid, answered="1")
+        response = VoiceResponse()
+        response.hangup()
+        return twiml(response)
+    return twiml(voicemail(VoiceResponse(), "emergency"))
+
+
+@bp.post("/twilio/voice/recorded")
+@verified
+def recorded():
+    """<Record>'s action: the caller finished. A real voicemail is queued for a ticket."""
+    form = request.form
+    sid = _require_call_sid()
+    if not sid:
+        return bad_request("missing CallSid")
+    choice = request.args.get("choice", "other")
+    try:
+        duration = int(form.get("RecordingDuration", "0") or 0)
+    except ValueError:
+        duration = 0
+    url, rec_sid = form.get("RecordingUrl", "").strip(), form.get("RecordingSid", "").strip()
+    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller")
+    if url and rec_sid and caller and duration >= state().settings.voice_min_seconds:
+        _remember(sid, recorded="1")
+        label = {"emergency": "emergency line", "claim": "claims"}.get(choice, "general line")
+        accept(InboundMessage(
+            provider_id=rec_sid, sender=caller, channel="voice", kind_of="voicemail",
+            body=f"Voicemail ({label}, {duration} s). Recording: {url}.mp3 — the transcription "
+                 f"follows as a further comment when Twilio has it.",
+            triage_hint="emergency" if choice == "emergency" else "",
+            recording={"sid": rec_sid, "url": url, "duration": duration},
+            location=_location(form)))
+    else:
+        _remember(sid, short="1")  # the status callback makes it a missed call
+    response = VoiceResponse()
+    _say(response, "goodbye")
+    response.hangup()
+    return twiml(response)
+
+
+@bp.post("/twilio/voice/recording")
+@verified
+def recording_status():
+    """The recording's own status. The voicemail was queued by <Record>'s action; an
+    absent or failed recording is left to the call-status callback (missed call)."""
+    if not _require_call_sid():
+        return bad_request("missing CallSid")
+    return Response(status=204)
+
+
+@bp.post("/twilio/voice/transcription")
+@verified
+def transcription():
+    form = request.form
+    if not _require_call_sid():
+        return bad_request("missing CallSid")
+    text = form.get("TranscriptionText", "").strip()
+    caller = to_e164(form.get("From", "")) or _call_state(form["CallSid"]).get("caller")
+    tsid = form.get("TranscriptionSid", "").strip()
+    if form.get("TranscriptionStatus") == "completed" and text and tsid and caller:
+        accept(InboundMessage(provider_id=tsid, sender=caller, channel="voice",
+                              kind_of="transcription",
+                              body=redact(f"Voicemail transcription: {text}"),
+                              location=_location(form)))
+    return Response(status=204)
+
+
+@bp.post("/twilio/voice/status")
+@verified
+def call_status():
+    """The call ended. Unless a voicemail was left, it becomes a missed (or answered) call."""
+    form = request.form
+    sid = _require_call_sid()
+    if not sid:
+        return bad_request("missing CallSid")
+    status = form.get("CallStatus", "").strip()
+    if status not in ENDED:
+        return Response(status=204)
+    call = _call_state(sid)
+    caller = to_e164(form.get("From", "")) or call.get("caller")
+    if call.get("recorded") or not caller:
+        return Response(status=204)
+    try:
+        duration = int(form.get("CallDuration", "0") or 0)
+    except ValueError:
+        duration = 0
+    emergency = call.get("choice") == "emergency"
+    if call.get("answered"):
+        message = InboundMessage(
+            provider_id=f"{sid}:answered", sender=caller, channel="voice", kind_of="answered_call",
+            body=f"Emergency call answered by the on-call specialist ({duration} s).",
+            triage_hint="emergency", location=_location(form))
+    else:
+        why = {"busy": "line busy", "no-answer": "nobody answered", "failed": "call failed",
+               "canceled": "caller hung up"}.get(status, "no voicemail left")
+        if call.get("short"):
+            why = "voicemail too short or silent"
+        message = InboundMessage(
+            provider_id=f"{sid}:missed", sender=caller, channel="voice", kind_of="missed_call",
+            body=f"Missed call ({why}, {duration} s)"
+                 + (", the caller chose the emergency option" if emergency else "")
+                 + ". Hotline texted them to reply by text.",
+            triage_hint="emergency" if emergency else "", location=_location(form))
+    accept(message)
+    return Response(status=204)
