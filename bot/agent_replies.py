@@ -115,8 +115,10 @@ def sync(rt, ticket_id: int) -> int:
 def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     conn = rt.redis
     phone = (conn.hget(keys.conversation(conv_id), "phone") or b"").decode()
+    if not phone.startswith("+"):
+        return 0  # an email conversation: Zendesk mails agents' replies itself
     ticket = rt.desk.get_ticket(ticket_id)
-    if ticket is None or not phone:
+    if ticket is None:
         return 0
     conv_map = keys.conversation(conv_id)
     if (conn.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):

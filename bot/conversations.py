@@ -168,14 +168,19 @@ def set_aside(rt, conv_id: str, batch: list[Pending], exc: PermanentError) -> No
 
 # -- requester ---------------------------------------------------------------
 
-def resolve_requester(rt, conv_id: str, phone: str, conv: dict) -> tuple[int, bool]:
+def resolve_requester(rt, conv_id: str, phone: str, conv: dict, name: str = "") -> tuple[int, bool]:
     """The requester's desk user id — Hotline's map, then desk search, else a new
     user — and whether Hotline created that user."""
     if conv.get("user_id"):
         return int(conv["user_id"]), conv.get("user_created") == "1"
-    user_id, created = rt.desk.find_user_by_phone(phone), False
-    if user_id is None:
-        user_id, created = rt.desk.create_user(display(phone), phone), True
+    if "@" in phone:  # an email conversation: the address is the contact
+        user_id, created = rt.desk.find_user_by_email(phone), False
+        if user_id is None:
+            user_id, created = rt.desk.create_user(name or phone, email=phone), True
+    else:
+        user_id, created = rt.desk.find_user_by_phone(phone), False
+        if user_id is None:
+            user_id, created = rt.desk.create_user(display(phone), phone), True
         log.info("conversation.user-created", extra={"phone": mask(phone), "user_id": user_id})
     rt.redis.hset(keys.conversation(conv_id), mapping={"user_id": user_id,
                                                        "user_created": int(created)})
@@ -240,8 +245,19 @@ def attach_media(rt, messages: list[InboundMessage]) -> tuple[list[str], list[st
                 tokens.append(_s(cached))
                 continue
             declared = (media.content_type or "").lower()
-            if allowed and declared and declared not in allowed:
+            if allowed and declared and declared not in allowed and not media.url.startswith("blob:"):
                 notes.append(f"(attachment {i + 1} not kept: type {declared} is not accepted)")
+                continue
+            if media.url.startswith("blob:"):  # an email attachment, kept in Redis
+                content = rt.redis.get(keys.blob(media.url[5:]))
+                if content is None:
+                    notes.append(f"(attachment {media.filename or i + 1} expired before it "
+                                 f"could be kept)")
+                    continue
+                name = media.filename or f"{m.provider_id}-{i + 1}"
+                token = rt.desk.upload(name, content, media.content_type or "application/octet-stream")
+                rt.redis.set(cache_key, token, ex=30 * 60)
+                tokens.append(token)
                 continue
             try:
                 file = rt.phone.fetch_media(media.url, rt.settings.media_max_bytes)
@@ -274,14 +290,15 @@ def _new_ticket(rt, user_id: int, messages: list[InboundMessage], comment: NewCo
                 language) -> NewTicket:
     first = messages[0]
     where = _location(first)
-    tags = ["hotline", first.channel] + (["mms"] if with_media else []) + decision.tags \
+    tags = ["hotline", first.channel] + (["mms"] if with_media and first.channel == "sms" else []) + decision.tags \
         + ([f"lang_{language}"] if language else []) \
-        + sorted({m.kind_of for m in messages if m.kind_of != "text"})
+        + sorted({m.kind_of for m in messages if m.kind_of not in ("text", "email")})
     fields = {}
     if rt.settings.location_field_id and where:
         fields[rt.settings.location_field_id] = where
     what = SUBJECTS.get(first.kind_of, "Text message")
-    subject = f"{what} from {where}" if where else what
+    subject = first.subject or (f"{what} from {where}" if where else what)
+    tags += [t for m in messages for t in m.tags if t not in tags]
     return NewTicket(requester_id=user_id, subject=subject, comment=comment, tags=tags,
                      external_id=f"hotline-{batch_id}", followup_of=followup_of,
                      custom_fields=fields, priority=decision.priority, group_id=decision.group_id)
@@ -336,6 +353,15 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
     return create(ticket.id if ticket and ticket.status == "closed" else None)
 
 
+def _thread_ticket(conn, thread_ids: list[str]) -> str:
+    """The ticket of the newest earlier email this one answers, if Hotline saw it."""
+    for mid in reversed(thread_ids or []):
+        found = conn.hget(keys.MESSAGE_IDS, mid)
+        if found:
+            return found.decode()
+    return ""
+
+
 def _settled_before(rt, intent: dict | None, batch_ids: list[str]) -> Ticket | None:
     """After a write whose outcome was unknown: did it happen? Returns its ticket."""
     if not intent or intent["events"] != batch_ids:
@@ -364,12 +390,14 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     if intent:
         # A write of exactly these events may have happened: settle them alone.
         batch = [p for p in batch if p.message.event_id in set(intent["events"])] or batch
+    if batch[0].message.channel == "email":
+        batch = batch[:1]  # each email is its own comment, threaded on its own
     messages = [p.message for p in batch]
     first = messages[0]
     phone = first.sender
     if not conv.get("phone"):
         conn.hset(conv_map, "phone", phone)
-    user_id, created_user = resolve_requester(rt, conv_id, phone, conv)
+    user_id, created_user = resolve_requester(rt, conv_id, phone, conv, first.sender_name)
     batch_ids = [m.event_id for m in messages]
     batch_id = first.event_id
 
@@ -403,8 +431,17 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
 
         if lock is not None and not lock.extend():
             raise LockLost("conversation lock lost before the write")
+        texts = [m.body for m in messages]
+        view = conv
+        if first.channel == "email":
+            # Email threads by subject reference or by the headers, never by "the
+            # conversation's current ticket": a fresh email is a fresh ticket.
+            texts = [first.subject]
+            threaded = _thread_ticket(conn, first.thread_ids)
+            view = dict(conv, ticket_id=threaded or "",
+                        ticket_stamp=conv.get("ticket_stamp") if threaded == conv.get("ticket_id") else "")
         try:
-            result = deliver(rt, conv, user_id, [m.body for m in messages], comment,
+            result = deliver(rt, view, user_id, texts, comment,
                              new_ticket, batch_id, record, raise_to)
         except TransientError as exc:
             if not exc.unknown_outcome:
@@ -429,6 +466,9 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
     if result.created or not known or raise_to:
         pipe.hset(conv_map, mapping={"priority": decision.priority, "category": decision.category})
+    for m in messages:
+        if m.message_id:
+            pipe.hset(keys.MESSAGE_IDS, m.message_id, result.ticket.id)
     if result.created:
         pipe.hincrby(conv_map, "tickets_opened", 1)
         pipe.hset(conv_map, "location", json.dumps(first.location or {}))
@@ -442,7 +482,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         "batch": batch_id, "created": result.created, "created_user": created_user,
         "user_id": user_id, "language": language, "previous": known,
         "decision": enrichment.facts(decision), "keywords": found_keywords,
-        "channel": "SMS" if first.channel == "sms" else "phone call",
+        "channel": {"sms": "SMS", "voice": "phone call", "email": "email"}[first.channel],
         "missed_calls": [m.provider_id.split(":")[0] for m in messages if m.kind_of == "missed_call"],
         "recordings": [m.recording for m in messages if m.recording]})
     return len(batch)

@@ -57,6 +57,7 @@ class Sent(str, Enum):
     SENT = "sent"
     ALREADY = "already"          # this intent was carried out (or tried) before
     OPTED_OUT = "opted_out"
+    NO_PHONE = "no_phone"        # an email conversation: Zendesk mails the customer itself
     FAILED = "failed"
     UNKNOWN = "unknown"
 
@@ -124,6 +125,8 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
     Raises TransientError when it is safe to try again later.
     """
     conn = rt.redis
+    if not phone.startswith("+"):
+        return Sent.NO_PHONE
     if is_opted_out(conn, phone):
         log.info("send.opted-out", extra={"conv": conv_id, "to": mask(phone), "intent": intent})
         return Sent.OPTED_OUT

@@ -13,6 +13,7 @@ import logging
 from dataclasses import asdict
 
 from bot import delivery, keys
+from bot.desk import NewComment
 from bot.language import NAMES
 from bot.phones import display
 from bot.triage import Decision, rank
@@ -33,7 +34,9 @@ def decide(rt, messages) -> Decision:
             chosen.rule, chosen.matched = "voice menu", "1 (emergency)"
             decisions.append(chosen)
         else:
-            decisions.append(triage.decide(m.body if m.kind_of in ("text", "transcription") else ""))
+            words = f"{m.subject}\n{m.body}" if m.kind_of == "email" else m.body
+            decisions.append(triage.decide(words if m.kind_of in ("text", "transcription", "email")
+                                           else ""))
     return max(decisions, key=lambda d: rank(d.priority))
 
 
@@ -122,6 +125,13 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
         jobs.enqueue_template(rt, conv_id, ticket_id, "sms/missed_call", f"missed:{call_sid}")
     for recording in facts.get("recordings") or []:
         jobs.enqueue_recording(rt, ticket_id, recording)
-    if created and not facts.get("missed_calls"):
+    if created and facts.get("channel") == "email":
+        # Zendesk usually acknowledges email itself; Hotline only when asked to, as a
+        # public comment that Zendesk mails to the requester.
+        if rt.settings.email_acknowledge:
+            delivery.once(rt, f"autoreply:{ticket_id}", lambda: rt.desk.add_comment(
+                ticket_id, NewComment(body=rt.templates.render(
+                    "email/ack", facts.get("language") or "en", ticket_id=ticket_id), public=True)))
+    elif created and not facts.get("missed_calls"):
         delivery.once(rt, f"autoreply:{ticket_id}",
                       lambda: jobs.schedule_autoreply(rt, conv_id, ticket_id, decision))

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class Media:
-    url: str
+    url: str                        # https://… (Twilio media) or blob:<key> (kept in Redis)
     content_type: str = ""
+    filename: str = ""
 
 
 @dataclass
@@ -31,6 +32,11 @@ class InboundMessage:
     kind_of: str = "text"           # text | voicemail | transcription | missed_call | answered_call
     triage_hint: str = ""           # a category the caller chose (menu 1 = emergency)
     recording: dict = field(default_factory=dict)   # voicemail: sid, url, duration
+    sender_name: str = ""           # email: the display name in From
+    subject: str = ""               # email
+    message_id: str = ""            # email: its Message-ID
+    thread_ids: list[str] = field(default_factory=list)  # email: In-Reply-To + References
+    tags: list[str] = field(default_factory=list)        # extra ticket tags (spam_suspected…)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received_at: float = field(default_factory=time.time)
 
@@ -39,7 +45,7 @@ class InboundMessage:
     @property
     def conversation_key(self) -> str:
         """The conversation this message belongs to: channel family + sender."""
-        return f"phone:{self.sender}"
+        return f"email:{self.sender}" if self.channel == "email" else f"phone:{self.sender}"
 
     @property
     def dedupe_key(self) -> str:

@@ -14,6 +14,7 @@ This is the only thing the web tier does with an event (SPEC 3.3, 3.4):
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -64,6 +65,12 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> No
 
 
 def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
+    blobs = event.get("blobs") or {}
+    if blobs:  # attachments first: a queued event never points at missing bytes
+        pipe = conn.pipeline(transaction=False)
+        for key, data in blobs.items():
+            pipe.set(keys.blob(key), base64.b64decode(data), ex=keys.BLOB_TTL)
+        pipe.execute()
     result = conn.register_script(_ACCEPT)(
         keys=[keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX],
         args=[event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
@@ -111,9 +118,10 @@ def accept_job(conn: redis.Redis, queue_name: str, spool_dir: Path, dedupe_key: 
         return Outcome.SPOOLED
 
 
-def envelope(message) -> dict:
-    """What is queued or spooled for a normalised event."""
+def envelope(message, blobs: dict[str, bytes] | None = None) -> dict:
+    """What is queued or spooled for a normalised event (and its attachments' bytes)."""
     return {
+        "blobs": {k: base64.b64encode(v).decode() for k, v in (blobs or {}).items()},
         "event_id": message.event_id,
         "dedupe_key": message.dedupe_key,
         "conversation_key": message.conversation_key,
@@ -122,9 +130,10 @@ def envelope(message) -> dict:
     }
 
 
-def accept(conn: redis.Redis, queue_name: str, spool_dir: Path, message) -> Outcome:
+def accept(conn: redis.Redis, queue_name: str, spool_dir: Path, message,
+           blobs: dict[str, bytes] | None = None) -> Outcome:
     """Take `message` in: queued, dropped as a duplicate, or spooled when Redis cannot."""
-    event = envelope(message)
+    event = envelope(message, blobs)
     try:
         return _queue(conn, queue_name, event)
     except UNAVAILABLE as exc:

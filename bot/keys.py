@@ -71,3 +71,12 @@ def ticket_lock(ticket_id) -> str:
 def call(call_sid: str) -> str:
     """Hash: a call in progress (caller, menu choice, voicemail left, answered)."""
     return f"{PREFIX}call:{call_sid}"
+
+
+def blob(key: str) -> str:
+    """Bytes of an email attachment, between the webhook and the worker that uploads it."""
+    return f"{PREFIX}blob:{key}"
+
+
+MESSAGE_IDS = PREFIX + "message-ids"   # hash: email Message-ID -> ticket id
+BLOB_TTL = 7 * 24 * 3600

@@ -38,6 +38,9 @@ class Settings:
     on_call: tuple[str, ...] = ()
     languages: tuple[str, ...] = ("en", "es")
     triage: Triage = field(default_factory=lambda: parse_triage({}))
+    email_acknowledge: bool = False
+    email_max_bytes: int = 30 * 1024 * 1024
+    email_spam_threshold: float = 5.0
     voice_language: str = "en"
     voice_max_seconds: int = 180
     voice_min_seconds: int = 3
@@ -118,7 +121,11 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
         raise SettingsError(str(exc)) from None
     languages = tuple(str(x) for x in (data.get("languages") or ("en", "es")))
     voice = data.get("voice") or {}
+    email = data.get("email") or {}
     return Settings(
+        email_acknowledge=bool(email.get("acknowledge", False)),
+        email_max_bytes=_number(email, "max_bytes", 30 * 1024 * 1024, f"{source}: email", int),
+        email_spam_threshold=_number(email, "spam_threshold", 5.0, f"{source}: email"),
         voice_language=str(voice.get("language", "en")),
         voice_max_seconds=_number(voice, "max_seconds", 180, f"{source}: voice", int),
         voice_min_seconds=_number(voice, "min_seconds", 3, f"{source}: voice", int),

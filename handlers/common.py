@@ -27,6 +27,6 @@ def bad_request(reason: str):
     return jsonify(error="bad_request", reason=reason), 400
 
 
-def accept(event) -> intake.Outcome:
+def accept(event, blobs: dict[str, bytes] | None = None) -> intake.Outcome:
     st = state()
-    return intake.accept(st.redis, st.config.queue_name, st.config.spool_dir, event)
+    return intake.accept(st.redis, st.config.queue_name, st.config.spool_dir, event, blobs)

@@ -45,7 +45,7 @@ def test_real_inbound_mms_carries_its_media(client, conn):
     assert event["media"] == [{
         "url": "https://api.twilio.com/2010-04-01/Accounts/ACe2cdfdaa687e260e98c3f81f7896ce97"
                "/Messages/MM1c05a7205210e96eac11f4e1a484d3f2/Media/MEfb1d3ef549ca3899527125e69466bf8a",
-        "content_type": "image/jpeg"}]
+        "content_type": "image/jpeg", "filename": ""}]
     assert event["sender"] == "+12032572584"
 
 

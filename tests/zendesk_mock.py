@@ -277,6 +277,7 @@ class ZendeskMock:
     def create_user(self, request):
         data = self._json(request)["user"]
         user = self._user(data["name"], data.get("phone"))
+        user["email"] = data.get("email")
         user["_searchable"] = False  # search lags creation
         self._put("user", user)
         return 201, {"user": user}

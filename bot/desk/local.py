@@ -72,10 +72,15 @@ class LocalDesk:
             row = db.execute("SELECT id FROM users WHERE phone = ?", (phone,)).fetchone()
         return row["id"] if row else None
 
-    def create_user(self, name: str, phone: str) -> int:
+    def find_user_by_email(self, email: str) -> int | None:
+        return self.find_user_by_phone(f"email:{email}")
+
+    def create_user(self, name: str, phone: str | None = None, email: str | None = None) -> int:
+        # One contact column: a phone number, or "email:<address>".
+        contact = phone or f"email:{email}"
         with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO users (name, phone) VALUES (?, ?)", (name, phone))
-            return db.execute("SELECT id FROM users WHERE phone = ?", (phone,)).fetchone()["id"]
+            db.execute("INSERT OR IGNORE INTO users (name, phone) VALUES (?, ?)", (name, contact))
+            return db.execute("SELECT id FROM users WHERE phone = ?", (contact,)).fetchone()["id"]
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
         with self._db() as db:

@@ -84,9 +84,17 @@ class ZendeskDesk:
                                      None))
         return int(user.id) if user else None
 
-    def create_user(self, name: str, phone: str) -> int:
-        user = self._do(self.client.users.create,
-                        User(name=name, phone=phone, role="end-user"), write=True)
+    def find_user_by_email(self, email: str) -> int | None:
+        user = self._do(lambda: next(iter(self.client.search(type="user", email=email)), None))
+        return int(user.id) if user else None
+
+    def create_user(self, name: str, phone: str | None = None, email: str | None = None) -> int:
+        fields = {"name": name, "role": "end-user"}
+        if phone:
+            fields["phone"] = phone
+        if email:
+            fields["email"] = email
+        user = self._do(self.client.users.create, User(**fields), write=True)
         return int(user.id)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
