@@ -109,8 +109,14 @@ def accept_job(conn: redis.Redis, queue_name: str, spool_dir: Path, dedupe_key: 
     """
     event = {"kind": "job", "event_id": uuid.uuid4().hex, "dedupe_key": dedupe_key,
              "received_at": time.time(), "job": job, "args": list(args)}
+    return _take(conn, queue_name, spool_dir, event)
+
+
+def _take(conn: redis.Redis, queue_name: str, spool_dir: Path, event: dict) -> Outcome:
+    """Queue `event`, or write it to the spool when Redis cannot take it."""
+    forward = _queue_job if event.get("kind") == "job" else _queue
     try:
-        return _queue_job(conn, queue_name, event)
+        return forward(conn, queue_name, event)
     except UNAVAILABLE as exc:
         spool.write(spool_dir, event)
         log.warning("intake.spooled", extra={"event_id": event["event_id"],
@@ -133,14 +139,7 @@ def envelope(message, blobs: dict[str, bytes] | None = None) -> dict:
 def accept(conn: redis.Redis, queue_name: str, spool_dir: Path, message,
            blobs: dict[str, bytes] | None = None) -> Outcome:
     """Take `message` in: queued, dropped as a duplicate, or spooled when Redis cannot."""
-    event = envelope(message, blobs)
-    try:
-        return _queue(conn, queue_name, event)
-    except UNAVAILABLE as exc:
-        spool.write(spool_dir, event)
-        log.warning("intake.spooled", extra={"event_id": event["event_id"],
-                                             "reason": type(exc).__name__})
-        return Outcome.SPOOLED
+    return _take(conn, queue_name, spool_dir, envelope(message, blobs))
 
 
 def drain_spool(conn: redis.Redis, queue_name: str, spool_dir: Path) -> int:

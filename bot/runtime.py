@@ -62,8 +62,11 @@ def make_phone(config: Config) -> Phone:
     raise ConfigurationError("no Twilio credentials and not in local mode (HOTLINE_LOCAL_MODE=1)")
 
 
-def build(config: Config | None = None) -> Runtime:
-    """Everything a worker needs; raises on a configuration that cannot run."""
+def load(config: Config | None = None) -> tuple[Config, Settings, Templates]:
+    """Configuration, checked settings and templates: what web and worker both start from.
+
+    Raises on broken settings or templates, so neither starts with them.
+    """
     if config is None:
         load_dotenv_once()
         config = Config.from_env()
@@ -71,6 +74,12 @@ def build(config: Config | None = None) -> Runtime:
     settings = load_settings(config.settings_path)
     templates = Templates(config.templates_dir)
     templates.check()
+    return config, settings, templates
+
+
+def build(config: Config | None = None) -> Runtime:
+    """Everything a worker needs; raises on a configuration that cannot run."""
+    config, settings, templates = load(config)
     conn = redisconn.connect(config.redis_url)
     return Runtime(config=config, settings=settings, redis=conn,
                    desk=make_desk(config, conn, settings), phone=make_phone(config),

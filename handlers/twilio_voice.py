@@ -75,9 +75,19 @@ def _remember(sid: str, **fields) -> None:
         log.warning("voice.state-unavailable")
 
 
-def _require_call_sid():
-    sid = request.form.get("CallSid", "").strip()
-    return sid or None
+def call_webhook(view):
+    """A Twilio-signed call callback that names its call: the view gets the CallSid."""
+    import functools
+
+    @functools.wraps(view)
+    @verified
+    def wrapper():
+        sid = request.form.get("CallSid", "").strip()
+        if not sid:
+            return bad_request("missing CallSid")
+        return view(sid)
+
+    return wrapper
 
 
 def _location(form) -> dict:
@@ -115,22 +125,16 @@ def voicemail(response: VoiceResponse, choice: str) -> VoiceResponse:
 
 
 @bp.post("/twilio/voice")
-@verified
-def incoming():
-    sid = _require_call_sid()
-    if not sid:
-        return bad_request("missing CallSid")
+@call_webhook
+def incoming(sid):
     caller = to_e164(request.form.get("From", ""))
     _remember(sid, caller=caller or "", location=json.dumps(_location(request.form)))
     return twiml(menu(VoiceResponse(), attempt=1))
 
 
 @bp.post("/twilio/voice/menu")
-@verified
-def menu_choice():
-    sid = _require_call_sid()
-    if not sid:
-        return bad_request("missing CallSid")
+@call_webhook
+def menu_choice(sid):
     st = state()
     digit = request.form.get("Digits", "").strip()[:1]
     attempt = int(request.args.get("attempt", "1") or 1)
@@ -161,11 +165,8 @@ def menu_choice():
 
 
 @bp.post("/twilio/voice/dial")
-@verified
-def dial_result():
-    sid = _require_call_sid()
-    if not sid:
-        return bad_request("missing CallSid")
+@call_webhook
+def dial_result(sid):
     if request.form.get("DialCallStatus", "") == "completed":
         _remember(sid, answered="1")
         response = VoiceResponse()
@@ -175,13 +176,10 @@ def dial_result():
 
 
 @bp.post("/twilio/voice/recorded")
-@verified
-def recorded():
+@call_webhook
+def recorded(sid):
     """<Record>'s action: the caller finished. A real voicemail is queued for a ticket."""
     form = request.form
-    sid = _require_call_sid()
-    if not sid:
-        return bad_request("missing CallSid")
     choice = request.args.get("choice", "other")
     try:
         duration = int(form.get("RecordingDuration", "0") or 0)
@@ -208,23 +206,19 @@ def recorded():
 
 
 @bp.post("/twilio/voice/recording")
-@verified
-def recording_status():
+@call_webhook
+def recording_status(sid):
     """The recording's own status. The voicemail was queued by <Record>'s action; an
     absent or failed recording is left to the call-status callback (missed call)."""
-    if not _require_call_sid():
-        return bad_request("missing CallSid")
     return Response(status=204)
 
 
 @bp.post("/twilio/voice/transcription")
-@verified
-def transcription():
+@call_webhook
+def transcription(sid):
     form = request.form
-    if not _require_call_sid():
-        return bad_request("missing CallSid")
     text = form.get("TranscriptionText", "").strip()
-    caller = to_e164(form.get("From", "")) or _call_state(form["CallSid"]).get("caller")
+    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller")
     tsid = form.get("TranscriptionSid", "").strip()
     if form.get("TranscriptionStatus") == "completed" and text and tsid and caller:
         accept(InboundMessage(provider_id=tsid, sender=caller, channel="voice",
@@ -235,13 +229,10 @@ def transcription():
 
 
 @bp.post("/twilio/voice/status")
-@verified
-def call_status():
+@call_webhook
+def call_status(sid):
     """The call ended. Unless a voicemail was left, it becomes a missed (or answered) call."""
     form = request.form
-    sid = _require_call_sid()
-    if not sid:
-        return bad_request("missing CallSid")
     status = form.get("CallStatus", "").strip()
     if status not in ENDED:
         return Response(status=204)

@@ -21,6 +21,16 @@ def open_rt(config, conn, tmp_path, monkeypatch):
     return built
 
 
+def known_conversation(conn, zendesk, status: str, hours_ago: float = 1):
+    """A customer Hotline already knows, whose current ticket has `status`."""
+    user = zendesk.add_user(CUSTOMER)
+    ticket = zendesk.add_ticket(user["id"], status=status,
+                                updated=datetime.now(timezone.utc) - timedelta(hours=hours_ago))
+    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
+    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": ticket["id"]})
+    return ticket
+
+
 def text(client, body, sender=CUSTOMER, **extra):
     resp = post_twilio(client, "/twilio/sms", sms(sender, body, **extra))
     assert resp.status_code == 200
@@ -80,11 +90,7 @@ def test_ticket_changed_by_an_agent_is_read_again_before_writing(client, conn, o
 
 
 def test_sms_on_ticket_solved_inside_window_reopens_it(client, conn, open_rt, zendesk, twilio):
-    user = zendesk.add_user(CUSTOMER)
-    solved = zendesk.add_ticket(user["id"], status="solved",
-                                updated=datetime.now(timezone.utc) - timedelta(hours=5))
-    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
-    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": solved["id"]})
+    solved = known_conversation(conn, zendesk, "solved", 5)
 
     text(client, "it happened again")
     run_jobs(conn)
@@ -95,11 +101,7 @@ def test_sms_on_ticket_solved_inside_window_reopens_it(client, conn, open_rt, ze
 
 
 def test_sms_on_ticket_solved_beyond_window_opens_a_new_ticket(client, conn, open_rt, zendesk, twilio):
-    user = zendesk.add_user(CUSTOMER)
-    old = zendesk.add_ticket(user["id"], status="solved",
-                             updated=datetime.now(timezone.utc) - timedelta(hours=73))
-    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
-    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": old["id"]})
+    old = known_conversation(conn, zendesk, "solved", 73)
 
     text(client, "new problem: sitter did not show up")
     run_jobs(conn)
@@ -112,10 +114,7 @@ def test_sms_on_ticket_solved_beyond_window_opens_a_new_ticket(client, conn, ope
 
 
 def test_sms_on_closed_ticket_opens_a_follow_up(client, conn, open_rt, zendesk, twilio):
-    user = zendesk.add_user(CUSTOMER)
-    closed = zendesk.add_ticket(user["id"], status="closed")
-    conn.hset(keys.CONV_IDS, f"phone:{CUSTOMER}", "c1")
-    conn.hset(keys.conversation("c1"), mapping={"user_id": user["id"], "ticket_id": closed["id"]})
+    closed = known_conversation(conn, zendesk, "closed")
 
     text(client, "hello again")
     run_jobs(conn)

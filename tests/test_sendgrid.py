@@ -42,12 +42,12 @@ def email(frm="Dana Owner <Dana@Example.com>", subject="Help", text="hello", hea
     return multipart(fields, files)
 
 
-@pytest.fixture
-def mail(config, conn, tmp_path, monkeypatch):
+def mail_app(config, tmp_path, monkeypatch, **email_settings):
+    """App and worker with Inbound Parse credentials and these `email:` settings."""
     from web import create_app
 
     data = yaml.safe_load(config.settings_path.read_text())
-    data["email"] = {"max_bytes": 200_000, "spam_threshold": 5}
+    data["email"] = email_settings
     path = tmp_path / "mail.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = dataclasses.replace(config, settings_path=path, sendgrid_inbound_user=USER,
@@ -55,6 +55,11 @@ def mail(config, conn, tmp_path, monkeypatch):
     built = runtime.build(cfg)
     monkeypatch.setattr(runtime, "get", lambda: built)
     return create_app(cfg, maintenance=False).test_client()
+
+
+@pytest.fixture
+def mail(config, conn, tmp_path, monkeypatch):
+    return mail_app(config, tmp_path, monkeypatch, max_bytes=200_000, spam_threshold=5)
 
 
 def post(client, body: bytes, headers=AUTH, boundary="xYzZY"):
@@ -201,17 +206,7 @@ def test_body_over_the_configured_limit_is_413(mail, conn):
 
 
 def test_acknowledgement_by_email_only_when_settings_ask(config, conn, tmp_path, monkeypatch, zendesk, twilio):
-    from web import create_app
-
-    data = yaml.safe_load(config.settings_path.read_text())
-    data["email"] = {"acknowledge": True}
-    path = tmp_path / "ack.yaml"
-    path.write_text(yaml.safe_dump(data))
-    cfg = dataclasses.replace(config, settings_path=path, sendgrid_inbound_user=USER,
-                              sendgrid_inbound_password=PASSWORD)
-    built = runtime.build(cfg)
-    monkeypatch.setattr(runtime, "get", lambda: built)
-    post(create_app(cfg, maintenance=False).test_client(), email(text="question about my booking"))
+    post(mail_app(config, tmp_path, monkeypatch, acknowledge=True), email(text="question about my booking"))
     run_jobs(conn)
     [ticket] = zendesk.all("ticket")
     ack = [c for c in zendesk.public(ticket["id"]) if c["author_id"] == zendesk.API_USER]

@@ -60,6 +60,14 @@ def start(client):
     return twiml(post_twilio(client, "/twilio/voice", call_form()))
 
 
+def leave_voicemail(client, digit: str = "3", seconds: int = 15):
+    """Call, press `digit`, and record a voicemail of `seconds`, following Hotline's TwiML."""
+    root = start(client)
+    record = twiml(follow(client, root.find("Gather").get("action"), Digits=digit)).find("Record")
+    return twiml(follow(client, record.get("action"), RecordingSid=RECORDING_SID,
+                        RecordingUrl=RECORDING_URL, RecordingDuration=str(seconds)))
+
+
 def test_incoming_call_gets_greeting_and_menu_without_calling_zendesk(voice, conn, zendesk, twilio):
     root = start(voice)
 
@@ -127,10 +135,7 @@ def test_emergency_is_forwarded_to_on_call_then_voicemail_and_an_urgent_ticket(
 
 def test_voicemail_then_transcription_on_the_same_ticket_raises_priority(voice, conn, zendesk, twilio, mocked):
     twilio.add_media(RECORDING_URL + ".mp3", b"ID3" + b"\x00" * 100, "audio/mpeg", rsps=mocked)
-    root = start(voice)
-    record = twiml(follow(voice, root.find("Gather").get("action"), Digits="3")).find("Record")
-    follow(voice, record.get("action"), RecordingSid=RECORDING_SID, RecordingUrl=RECORDING_URL,
-           RecordingDuration="20")
+    leave_voicemail(voice, "3", 20)
     run_jobs(conn)
     [ticket] = zendesk.all("ticket")
     assert ticket["priority"] == "normal"
@@ -164,10 +169,7 @@ def test_unanswered_call_becomes_a_missed_call_ticket_and_a_text(voice, conn, ze
 
 
 def test_too_short_voicemail_is_a_missed_call(voice, conn, zendesk, twilio):
-    root = start(voice)
-    record = twiml(follow(voice, root.find("Gather").get("action"), Digits="2")).find("Record")
-    follow(voice, record.get("action"), RecordingSid=RECORDING_SID, RecordingUrl=RECORDING_URL,
-           RecordingDuration="1")
+    leave_voicemail(voice, "2", 1)
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="9")
     run_jobs(conn)
     [ticket] = zendesk.all("ticket")
@@ -205,10 +207,7 @@ def test_recording_not_yet_downloadable_keeps_the_link_and_is_retried(voice, con
         return 200, {"Content-Type": "audio/mpeg"}, b"ID3" + b"\x00" * 50
 
     mocked.add_callback("GET", RECORDING_URL + ".mp3", callback=media)
-    root = start(voice)
-    record = twiml(follow(voice, root.find("Gather").get("action"), Digits="3")).find("Record")
-    follow(voice, record.get("action"), RecordingSid=RECORDING_SID, RecordingUrl=RECORDING_URL,
-           RecordingDuration="15")
+    leave_voicemail(voice)
 
     run_jobs(conn, future=True)
 
@@ -219,10 +218,7 @@ def test_recording_not_yet_downloadable_keeps_the_link_and_is_retried(voice, con
 
 def test_recording_that_never_downloads_gets_a_note(voice, conn, zendesk, twilio, mocked):
     mocked.add("GET", RECORDING_URL + ".mp3", status=404, json={"code": 20404})
-    root = start(voice)
-    record = twiml(follow(voice, root.find("Gather").get("action"), Digits="3")).find("Record")
-    follow(voice, record.get("action"), RecordingSid=RECORDING_SID, RecordingUrl=RECORDING_URL,
-           RecordingDuration="15")
+    leave_voicemail(voice)
     run_jobs(conn, future=True)
     [ticket] = zendesk.all("ticket")
     assert any("could not attach the voicemail's audio" in n for n in zendesk.notes(ticket["id"]))

@@ -6,11 +6,9 @@ import threading
 
 from flask import Flask, jsonify
 
-from bot import intake, logs, redisconn
-from bot.config import Config, load_dotenv_once
+from bot import intake, redisconn, runtime
+from bot.config import Config
 from bot.redisconn import UNAVAILABLE
-from bot.replies import Templates
-from bot.settings import load_settings
 from handlers import BLUEPRINTS
 from handlers.common import WebState
 
@@ -19,13 +17,7 @@ log = logging.getLogger("hotline.web")
 
 def create_app(config: Config | None = None, *, maintenance: bool = True) -> Flask:
     """Build the web app. Refuses to start with broken settings or templates."""
-    if config is None:
-        load_dotenv_once()
-        config = Config.from_env()
-    logs.setup()
-    settings = load_settings(config.settings_path)
-    templates = Templates(config.templates_dir)
-    templates.check()
+    config, settings, templates = runtime.load(config)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
