@@ -19,6 +19,7 @@ PAGE = """<!doctype html>
  td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
  .internal{background:#fff8dc} .pub{background:#eef6ff} pre{white-space:pre-wrap;margin:0}
  .tag{background:#eee;border-radius:3px;padding:0 .3rem;margin-right:.2rem;font-size:.85em}
+ .prio-urgent{color:#b00;font-weight:bold} .prio-high{color:#c60}
 </style></head><body>
 <nav><strong>Hotline local mode</strong> · <a href="{{ url_for('local.desk') }}">Desk</a>
 <a href="{{ url_for('local.outbox') }}">Outbox</a></nav>
@@ -29,14 +30,14 @@ PAGE = """<!doctype html>
 DESK = PAGE.replace("{% block body %}{% endblock %}", """
 {% if not tickets %}<p>No tickets yet. Try
 <code>flask hotline simulate sms --from +15551230001 "my dog is hurt"</code></p>{% endif %}
-<table><tr><th>#</th><th>Status</th><th>Subject</th><th>Requester</th><th>Tags</th><th>Updated</th></tr>
+<table><tr><th>#</th><th>Status</th><th>Priority</th><th>Subject</th><th>Requester</th><th>Tags</th><th>Updated</th></tr>
 {% for t in tickets %}<tr><td><a href="{{ url_for('local.ticket', ticket_id=t.id) }}">{{ t.id }}</a></td>
-<td>{{ t.status }}</td><td>{{ t.subject }}</td><td>{{ t.requester }}</td>
+<td>{{ t.status }}</td><td class="prio-{{ t.priority }}">{{ t.priority or '-' }}</td><td>{{ t.subject }}</td><td>{{ t.requester }}</td>
 <td>{% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</td>
 <td>{{ t.updated_at[:19] }}</td></tr>{% endfor %}</table>""")
 
 TICKET = PAGE.replace("{% block body %}{% endblock %}", """
-<p>Status <strong>{{ t.status }}</strong> · requester {{ t.requester }}
+<p>Status <strong>{{ t.status }}</strong> · priority <strong class="prio-{{ t.priority }}">{{ t.priority or '-' }}</strong> · requester {{ t.requester }}
 {% if t.followup_of %}· follow-up of <a href="{{ url_for('local.ticket', ticket_id=t.followup_of) }}">#{{ t.followup_of }}</a>{% endif %}
 · tags {% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</p>
 <form method="post" action="{{ url_for('local.set_status', ticket_id=t.id) }}">Set status:
@@ -80,7 +81,8 @@ def ticket(ticket_id: int):
     comments = d.comment_rows(ticket_id)
     for c in comments:
         c["uploads"] = json.loads(c["uploads"] or "[]")
-    macros = sorted({p.name.split(".")[0] for p in (state().config.templates_dir / "sms").glob("*.txt")})
+    macros = sorted({p.name.split(".")[0] for p in (state().config.templates_dir / "sms").glob("*.txt")}
+                    - {"oncall"})  # the on-call alert is not for customers
     return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=found[0],
                                   comments=comments, statuses=STATUSES, macros=macros)
 
