@@ -120,6 +120,8 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     ticket = rt.desk.get_ticket(ticket_id)
     if ticket is None:
         return 0
+    if ticket.priority:  # an agent may have changed it: raises are judged against this
+        conn.hset(keys.ticket(ticket.id), "priority", ticket.priority)
     conv_map = keys.conversation(conv_id)
     if (conn.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):
         # What the agent changed is now known: the customer's next text can

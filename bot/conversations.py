@@ -173,7 +173,9 @@ def resolve_requester(rt, conv_id: str, phone: str, conv: dict, name: str = "") 
     user — and whether Hotline created that user."""
     if conv.get("user_id"):
         return int(conv["user_id"]), conv.get("user_created") == "1"
-    if "@" in phone:  # an email conversation: the address is the contact
+    if phone.startswith("anon:"):  # a caller who withheld their number: no lookup possible
+        user_id, created = rt.desk.create_user("Caller (number withheld)"), True
+    elif "@" in phone:  # an email conversation: the address is the contact
         user_id, created = rt.desk.find_user_by_email(phone), False
         if user_id is None:
             user_id, created = rt.desk.create_user(name or phone, email=phone), True
@@ -305,7 +307,7 @@ def _new_ticket(rt, user_id: int, messages: list[InboundMessage], comment: NewCo
 
 
 def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
-            new_ticket, batch_id: str, record, raise_to: str | None = None) -> Result:
+            new_ticket, batch_id: str, record, raise_for=lambda ticket_id: None) -> Result:
     """Put `comment` on the right ticket, opening one if needed (SPEC 4 order).
 
     `record(kind, ticket_id)` is called before each write, so an unknown
@@ -319,7 +321,8 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
 
     def update(ticket_id, **kw):
         record("update", ticket_id)
-        return Result(desk.add_comment(ticket_id, comment, batch_id=batch_id, priority=raise_to,
+        return Result(desk.add_comment(ticket_id, comment, batch_id=batch_id,
+                                       priority=raise_for(ticket_id),
                                        **kw), False)
 
     now = datetime.now(timezone.utc)
@@ -353,12 +356,12 @@ def deliver(rt, conv: dict, user_id: int, texts: list[str], comment: NewComment,
     return create(ticket.id if ticket and ticket.status == "closed" else None)
 
 
-def _thread_ticket(conn, thread_ids: list[str]) -> str:
-    """The ticket of the newest earlier email this one answers, if Hotline saw it."""
+def _thread_ticket(conn, thread_ids: list[str], conv_id: str) -> str:
+    """The ticket of the newest earlier email of this sender that this one answers."""
     for mid in reversed(thread_ids or []):
-        found = conn.hget(keys.MESSAGE_IDS, mid)
-        if found:
-            return found.decode()
+        ticket, _, owner = _s(conn.hget(keys.MESSAGE_IDS, mid)).partition(":")
+        if ticket and owner == conv_id:
+            return ticket
     return ""
 
 
@@ -402,12 +405,21 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     batch_id = first.event_id
 
     decision = enrichment.decide(rt, messages)
-    language = conv.get("language") or detect(" ".join(m.body or "" for m in messages),
-                                              rt.settings.languages)
+    words = " ".join(m.body or "" for m in messages if m.kind_of in ("text", "transcription", "email"))
+    language = conv.get("language") or (detect(words, rt.settings.languages) if words else None)
     if language and not conv.get("language"):
         conn.hset(conv_map, "language", language)
-    known = conv.get("priority")
-    raise_to = decision.priority if known and rank(decision.priority) > rank(known) else None
+    # Priority is the ticket's own, as Zendesk last reported it to Hotline (after
+    # each write and each sync): a raise is judged against that, so neither an
+    # agent's change nor another thread of the same customer is overridden.
+    known: dict = {}
+
+    def raise_for(ticket_id):
+        current = _s(conn.hget(keys.ticket(ticket_id), "priority")) or None
+        known["previous"] = current
+        raised = decision.priority if current and rank(decision.priority) > rank(current) else None
+        known["raised"] = bool(raised)
+        return raised
     found_keywords = keywords.flag(rt, phone, messages)
 
     prior = _settled_before(rt, intent, batch_ids)
@@ -437,12 +449,12 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
             # Email threads by subject reference or by the headers, never by "the
             # conversation's current ticket": a fresh email is a fresh ticket.
             texts = [first.subject]
-            threaded = _thread_ticket(conn, first.thread_ids)
+            threaded = _thread_ticket(conn, first.thread_ids, conv_id)
             view = dict(conv, ticket_id=threaded or "",
                         ticket_stamp=conv.get("ticket_stamp") if threaded == conv.get("ticket_id") else "")
         try:
             result = deliver(rt, view, user_id, texts, comment,
-                             new_ticket, batch_id, record, raise_to)
+                             new_ticket, batch_id, record, raise_for)
         except TransientError as exc:
             if not exc.unknown_outcome:
                 conn.hdel(conv_map, "intent")
@@ -464,11 +476,11 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
     for m in messages:
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
-    if result.created or not known or raise_to:
-        pipe.hset(conv_map, mapping={"priority": decision.priority, "category": decision.category})
+    pipe.hset(keys.ticket(result.ticket.id), "priority",
+              result.ticket.priority or known.get("previous") or decision.priority)
     for m in messages:
-        if m.message_id:
-            pipe.hset(keys.MESSAGE_IDS, m.message_id, result.ticket.id)
+        if m.message_id:  # only this sender's replies may thread onto this ticket
+            pipe.hset(keys.MESSAGE_IDS, m.message_id, f"{result.ticket.id}:{conv_id}")
     if result.created:
         pipe.hincrby(conv_map, "tickets_opened", 1)
         pipe.hset(conv_map, "location", json.dumps(first.location or {}))
@@ -480,9 +492,16 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
 
     jobs.enqueue_after_write(rt, conv_id, result.ticket.id, {
         "batch": batch_id, "created": result.created, "created_user": created_user,
-        "user_id": user_id, "language": language, "previous": known,
+        "user_id": user_id, "language": language,
+        # What the ticket's priority was before this batch: Hotline's record when it
+        # raised it in the write itself, else what Zendesk returned from the write
+        # (an agent may have lowered it meanwhile; the follow-up job raises it then).
+        "previous": known.get("previous") if known.get("raised") else
+        (None if result.created else result.ticket.priority or known.get("previous")),
+        "raised_in_write": bool(known.get("raised")),
         "decision": enrichment.facts(decision), "keywords": found_keywords,
         "channel": {"sms": "SMS", "voice": "phone call", "email": "email"}[first.channel],
         "missed_calls": [m.provider_id.split(":")[0] for m in messages if m.kind_of == "missed_call"],
-        "recordings": [m.recording for m in messages if m.recording]})
+        "recordings": [m.recording for m in messages if m.recording],
+        "answered_call": any(m.kind_of == "answered_call" for m in messages)})
     return len(batch)

@@ -66,12 +66,15 @@ def is_opted_out(conn, phone: str) -> bool:
     return bool(conn.hexists(keys.OPTED_OUT, phone))
 
 
-def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=None) -> None:
-    """An internal note on the ticket, from Hotline."""
+def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=None,
+         priority: str | None = None) -> None:
+    """An internal note on the ticket, from Hotline (setting `priority` with it)."""
     if not ticket_id:
         return
     ticket = rt.desk.add_comment(int(ticket_id), NewComment(body=text, public=False),
-                                 add_tags=add_tags, remove_tags=remove_tags)
+                                 add_tags=add_tags, remove_tags=remove_tags, priority=priority)
+    if ticket.priority:
+        rt.redis.hset(keys.ticket(ticket.id), "priority", ticket.priority)
     # Hotline's own write must not make the customer's next text look like a
     # conflict: keep the conversation's safe-update stamp current.
     conv = rt.redis.hget(keys.ticket(ticket.id), "conv")

@@ -77,14 +77,14 @@ def earlier_tickets(rt, conv: dict, user_id: int, created_user: bool) -> int | N
         return None
 
 
-def alert(rt, ticket_id: int, decision: Decision) -> None:
-    """Text each on-call number the ticket link (once per ticket and number)."""
+def alert(rt, ticket_id: int, decision: Decision, reason: str) -> None:
+    """Text each on-call number the ticket link (once per ticket, reason and number)."""
     url = rt.desk.ticket_url(ticket_id)
     for number in rt.settings.on_call:
         body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=url, why=decision.why,
                                    category=decision.category)
         delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"oncall:{ticket_id}:{number}", what="the on-call alert")
+                           intent=f"oncall:{ticket_id}:{reason}:{number}", what="the on-call alert")
 
 
 def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
@@ -101,6 +101,10 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
     conv = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.conversation(conv_id)).items()}
     phone = conv.get("phone", "")
     step = f"{ticket_id}:{facts['batch']}"
+    urgent_now = created or rank(decision.priority) > rank(previous or "low")
+    if decision.category == "emergency" and urgent_now:
+        # First: a person must hear of an emergency even if Zendesk keeps failing below.
+        alert(rt, ticket_id, decision, facts["batch"])
     if created:
         def summary_note():
             location = json.loads(conv.get("location") or "{}")
@@ -113,11 +117,10 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
     elif previous and rank(decision.priority) > rank(previous):
         delivery.once(rt, f"raised:{step}", lambda: delivery.note(
             rt, ticket_id, f"Hotline raised the priority from {previous} to {decision.priority}: "
-                           f"{decision.why} in the customer's latest message."))
+                           f"{decision.why} in the customer's latest message.",
+            priority=None if facts.get("raised_in_write") else decision.priority))
     keywords.apply(rt, conv_id, ticket_id, facts.get("keywords") or [])
-    urgent_now = created or rank(decision.priority) > rank(previous or "low")
     if decision.category == "emergency" and urgent_now:
-        alert(rt, ticket_id, decision)
         if not created:
             jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",
                                   f"emergency:{ticket_id}")
@@ -132,6 +135,6 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
             delivery.once(rt, f"autoreply:{ticket_id}", lambda: rt.desk.add_comment(
                 ticket_id, NewComment(body=rt.templates.render(
                     "email/ack", facts.get("language") or "en", ticket_id=ticket_id), public=True)))
-    elif created and not facts.get("missed_calls"):
+    elif created and not facts.get("missed_calls") and not facts.get("answered_call"):
         delivery.once(rt, f"autoreply:{ticket_id}",
                       lambda: jobs.schedule_autoreply(rt, conv_id, ticket_id, decision))

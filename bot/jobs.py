@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from rq import Queue, Retry
 
-from bot import agent_replies, conversations, delivery, enrichment, keys, runtime
+from bot import agent_replies, calls, conversations, delivery, enrichment, keys, runtime
 from bot.desk import NewComment
 from bot.errors import PermanentError, TransientError
 
@@ -163,5 +163,22 @@ def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int
         rt.desk.add_comment(ticket_id, NewComment(
             body=f"Voicemail recording ({duration} s), audio attached.", public=False,
             uploads=[token]))
-    delivery.once(rt, marker, attach)
+    try:
+        delivery.once(rt, marker, attach)
+    except TransientError:  # Zendesk busy or down: the same back-off as a failed download
+        if attempt + 1 >= RECORDING_TRIES:
+            raise
+        enqueue_recording(rt, ticket_id, {"sid": recording_sid, "url": url, "duration": duration},
+                          attempt + 1, BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
+        return "retrying"
     return "attached"
+
+
+def call_ended(call_sid: str, attempt: int = 0) -> str:
+    """A call ended: after a short wait for its other callbacks, leave its trace (`bot.calls`)."""
+    rt = runtime.get()
+    if attempt == 0:
+        _queue(rt).enqueue_in(timedelta(seconds=calls.SETTLE_SECONDS), call_ended, call_sid, 1,
+                              description=f"call_ended({call_sid})")
+        return "waiting"
+    return calls.settle(rt, call_sid)

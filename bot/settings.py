@@ -42,7 +42,7 @@ class Settings:
     email_max_bytes: int = 30 * 1024 * 1024
     email_spam_threshold: float = 5.0
     voice_language: str = "en"
-    voice_max_seconds: int = 180
+    voice_max_seconds: int = 120
     voice_min_seconds: int = 3
     voice_dial_timeout: int = 20
 
@@ -127,7 +127,8 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
         email_max_bytes=_number(email, "max_bytes", 30 * 1024 * 1024, f"{source}: email", int),
         email_spam_threshold=_number(email, "spam_threshold", 5.0, f"{source}: email"),
         voice_language=str(voice.get("language", "en")),
-        voice_max_seconds=_number(voice, "max_seconds", 180, f"{source}: voice", int),
+        # Twilio transcribes recordings up to 120 s only.
+        voice_max_seconds=min(120, _number(voice, "max_seconds", 120, f"{source}: voice", int)),
         voice_min_seconds=_number(voice, "min_seconds", 3, f"{source}: voice", int),
         voice_dial_timeout=_number(voice, "dial_timeout", 20, f"{source}: voice", int),
         on_call=tuple(on_call),

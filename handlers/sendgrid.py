@@ -80,14 +80,21 @@ def _decode(raw: bytes, charset: str | None) -> str:
 class _Text(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.out = []
+        self.out, self.hidden = [], 0
 
     def handle_data(self, data):
-        self.out.append(data)
+        if not self.hidden:
+            self.out.append(data)
 
     def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script", "head"):
+            self.hidden += 1
         if tag in ("br", "p", "div", "li", "tr"):
             self.out.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script", "head") and self.hidden:
+            self.hidden -= 1
 
 
 def html_to_text(html: str) -> str:

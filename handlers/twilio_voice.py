@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, request
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from bot import keys
+from bot import intake, keys
 from bot.events import InboundMessage
 from bot.phones import to_e164
 from bot.redact import redact
@@ -186,8 +186,8 @@ def recorded(sid):
     except ValueError:
         duration = 0
     url, rec_sid = form.get("RecordingUrl", "").strip(), form.get("RecordingSid", "").strip()
-    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller")
-    if url and rec_sid and caller and duration >= state().settings.voice_min_seconds:
+    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller") or f"anon:{sid}"
+    if url and rec_sid and duration >= state().settings.voice_min_seconds:
         _remember(sid, recorded="1")
         label = {"emergency": "emergency line", "claim": "claims"}.get(choice, "general line")
         accept(InboundMessage(
@@ -218,9 +218,9 @@ def recording_status(sid):
 def transcription(sid):
     form = request.form
     text = form.get("TranscriptionText", "").strip()
-    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller")
+    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller") or f"anon:{sid}"
     tsid = form.get("TranscriptionSid", "").strip()
-    if form.get("TranscriptionStatus") == "completed" and text and tsid and caller:
+    if form.get("TranscriptionStatus") == "completed" and text and tsid:
         accept(InboundMessage(provider_id=tsid, sender=caller, channel="voice",
                               kind_of="transcription",
                               body=redact(f"Voicemail transcription: {text}"),
@@ -231,35 +231,17 @@ def transcription(sid):
 @bp.post("/twilio/voice/status")
 @call_webhook
 def call_status(sid):
-    """The call ended. Unless a voicemail was left, it becomes a missed (or answered) call."""
+    """The call ended: noted, and a job decides shortly whether it was a missed call."""
     form = request.form
     status = form.get("CallStatus", "").strip()
     if status not in ENDED:
         return Response(status=204)
-    call = _call_state(sid)
-    caller = to_e164(form.get("From", "")) or call.get("caller")
-    if call.get("recorded") or not caller:
-        return Response(status=204)
-    try:
-        duration = int(form.get("CallDuration", "0") or 0)
-    except ValueError:
-        duration = 0
-    emergency = call.get("choice") == "emergency"
-    if call.get("answered"):
-        message = InboundMessage(
-            provider_id=f"{sid}:answered", sender=caller, channel="voice", kind_of="answered_call",
-            body=f"Emergency call answered by the on-call specialist ({duration} s).",
-            triage_hint="emergency", location=_location(form))
-    else:
-        why = {"busy": "line busy", "no-answer": "nobody answered", "failed": "call failed",
-               "canceled": "caller hung up"}.get(status, "no voicemail left")
-        if call.get("short"):
-            why = "voicemail too short or silent"
-        message = InboundMessage(
-            provider_id=f"{sid}:missed", sender=caller, channel="voice", kind_of="missed_call",
-            body=f"Missed call ({why}, {duration} s)"
-                 + (", the caller chose the emergency option" if emergency else "")
-                 + ". Hotline texted them to reply by text.",
-            triage_hint="emergency" if emergency else "", location=_location(form))
-    accept(message)
+    caller = to_e164(form.get("From", ""))
+    fields = {"ended": status, "duration": form.get("CallDuration", "0") or "0"}
+    if caller:
+        fields["caller"] = caller
+    _remember(sid, **fields)
+    st = state()
+    intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
+                      f"twilio:callstatus:{sid}:{status}", "bot.jobs.call_ended", sid)
     return Response(status=204)

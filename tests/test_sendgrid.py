@@ -226,3 +226,37 @@ def test_agent_replies_on_an_email_ticket_are_not_texted(mail, conn, zendesk, tw
     post_event(create_app(cfg, maintenance=False).test_client(), comment_added(ticket["id"], "ev-mail"))
     run_jobs(conn)
     assert twilio.sent() == []
+
+
+def test_a_strangers_reply_headers_do_not_thread_onto_someone_elses_ticket(mail, conn, zendesk, twilio):
+    post(mail, email(text="my case", headers="Message-ID: <victim@mail.example.com>"))
+    run_jobs(conn)
+    post(mail, email(frm="Mallory <mallory@example.net>", text="let me in",
+                     headers="Message-ID: <x@evil.example>\nIn-Reply-To: <victim@mail.example.com>"))
+    run_jobs(conn)
+    first, second = zendesk.all("ticket")
+    assert zendesk.texts(first["id"]) == ["my case"] and zendesk.texts(second["id"]) == ["let me in"]
+
+
+def test_card_numbers_in_subject_and_original_are_masked(mail, conn, zendesk, twilio):
+    text = "Refund please\n\nOn Mon, Support wrote:\n> card 4111 1111 1111 1111?\n"
+    post(mail, email(subject="card 5500 0000 0000 0004", text=text))
+    stored = b"".join(v for k in conn.keys("hotline:blob:*") for v in [conn.get(k)])
+    assert b"4111 1111" not in stored and b"[card ending 1111]" in stored
+    run_jobs(conn)
+    [ticket] = zendesk.all("ticket")
+    assert ticket["subject"] == "card [card ending 0004]"
+
+
+def test_html_only_email_keeps_text_not_styles(mail, conn):
+    body = multipart({"from": "dana@example.com", "subject": "hi", "headers": "Message-ID: <h@x>",
+                      "html": "<html><head><style>p{color:red}</style></head><body><p>My cat is lost</p></body></html>"})
+    post(mail, body)
+    assert pending(conn)[0]["body"] == "My cat is lost"
+
+
+def test_retried_email_does_not_store_its_attachments_again(mail, conn):
+    body = email(headers="Message-ID: <att@mail.example.com>", files=[("attachment1", "a.jpg", "image/jpeg", JPEG)])
+    post(mail, body)
+    post(mail, body)
+    assert len(conn.keys("hotline:blob:*")) == 1

@@ -74,8 +74,7 @@ def test_later_message_raises_priority_with_a_note_and_never_lowers_it(client, c
     run_jobs(conn)
     assert zendesk.all("ticket")[0]["priority"] == "urgent"
     assert len(zendesk.notes(ticket["id"])) == 1
-    assert conn.hget(keys.conversation(conn.hget(keys.CONV_IDS, f"phone:{CUSTOMER}").decode()),
-                     "priority") == b"urgent"
+    assert conn.hget(keys.ticket(ticket["id"]), "priority") == b"urgent"
 
 
 def test_returning_customer_summary_counts_earlier_tickets(client, conn, shipped, zendesk, twilio):
@@ -110,3 +109,28 @@ def test_empty_and_emoji_texts_open_a_normal_ticket(client, conn, shipped, zende
     text(client, "🐶🙏", sender="+15551230002")
     run_jobs(conn)
     assert [t["priority"] for t in zendesk.all("ticket")] == ["normal", "normal"]
+
+
+def test_emergency_after_an_agent_lowered_the_priority_is_raised_and_alerted_again(
+        client, conn, shipped, zendesk, twilio):
+    text(client, "my dog got hit by a car")
+    run_jobs(conn)
+    [ticket] = zendesk.all("ticket")
+    zendesk.set_ticket(ticket["id"], priority="normal")  # the agent handled it and lowered it
+    alerts_before = [m["to"] for m in twilio.sent()].count(ON_CALL)
+
+    text(client, "he is bleeding again and collapsed")
+    run_jobs(conn)
+
+    ticket = zendesk.all("ticket")[0]
+    assert ticket["priority"] == "urgent"
+    assert any("raised the priority from normal to urgent" in n for n in zendesk.notes(ticket["id"]))
+    assert [m["to"] for m in twilio.sent()].count(ON_CALL) == alerts_before + 1
+
+
+def test_a_less_urgent_message_never_lowers_the_priority(client, conn, shipped, zendesk, twilio):
+    text(client, "my dog got hit by a car")
+    run_jobs(conn)
+    text(client, "also the sitter threatened me")  # safety: high < urgent
+    run_jobs(conn)
+    assert zendesk.all("ticket")[0]["priority"] == "urgent"

@@ -119,7 +119,7 @@ def test_emergency_is_forwarded_to_on_call_then_voicemail_and_an_urgent_ticket(
     assert zendesk.calls() == []  # nothing but TwiML until the worker runs
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="80")
 
-    run_jobs(conn)
+    run_jobs(conn, future=True)  # call_ended waits for late callbacks
 
     [ticket] = zendesk.all("ticket")
     assert ticket["priority"] == "urgent" and {"voice", "voicemail", "hotline_emergency"} <= set(ticket["tags"])
@@ -131,6 +131,8 @@ def test_emergency_is_forwarded_to_on_call_then_voicemail_and_an_urgent_ticket(
     assert any("audio attached" in n for n in zendesk.notes(ticket["id"]))
     assert [m["to"] for m in twilio.sent()].count(ON_CALL) == 1  # the alert with the link
     assert len(zendesk.all("ticket")) == 1  # the status callback did not add a missed call
+    assert not any("missed" in t.lower() for t in zendesk.texts(ticket["id"]))
+    assert not any(m["body"].startswith("Sorry we missed") for m in twilio.sent())
 
 
 def test_voicemail_then_transcription_on_the_same_ticket_raises_priority(voice, conn, zendesk, twilio, mocked):
@@ -159,7 +161,7 @@ def test_unanswered_call_becomes_a_missed_call_ticket_and_a_text(voice, conn, ze
     status = {"CallStatus": "no-answer", "CallDuration": "0"}
     assert follow(voice, BASE_URL + "/twilio/voice/status", **status).status_code == 204
     assert follow(voice, BASE_URL + "/twilio/voice/status", **status).status_code == 204  # repeated
-    run_jobs(conn)
+    run_jobs(conn, future=True)  # call_ended waits for late callbacks
 
     [ticket] = zendesk.all("ticket")
     assert ticket["subject"].startswith("Missed call") and "missed_call" in ticket["tags"]
@@ -171,7 +173,7 @@ def test_unanswered_call_becomes_a_missed_call_ticket_and_a_text(voice, conn, ze
 def test_too_short_voicemail_is_a_missed_call(voice, conn, zendesk, twilio):
     leave_voicemail(voice, "2", 1)
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="9")
-    run_jobs(conn)
+    run_jobs(conn, future=True)  # call_ended waits for late callbacks
     [ticket] = zendesk.all("ticket")
     assert "too short or silent" in zendesk.texts(ticket["id"])[0]
     assert twilio.sent()[0]["body"].startswith("Sorry we missed your call")
@@ -181,7 +183,7 @@ def test_opted_out_caller_gets_no_missed_call_text(voice, conn, zendesk, twilio)
     conn.hset(keys.OPTED_OUT, CALLER, 1)
     start(voice)
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="busy", CallDuration="0")
-    run_jobs(conn)
+    run_jobs(conn, future=True)  # call_ended waits for late callbacks
     assert len(zendesk.all("ticket")) == 1 and twilio.sent() == []
 
 
@@ -190,7 +192,7 @@ def test_answered_emergency_call_still_leaves_a_ticket(voice, conn, zendesk, twi
     dial = twiml(follow(voice, root.find("Gather").get("action"), Digits="1")).find("Dial")
     assert twiml(follow(voice, dial.get("action"), DialCallStatus="completed")).find("Hangup") is not None
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="300")
-    run_jobs(conn)
+    run_jobs(conn, future=True)  # call_ended waits for late callbacks
     [ticket] = zendesk.all("ticket")
     assert "answered by the on-call specialist" in zendesk.texts(ticket["id"])[0]
     assert ticket["priority"] == "urgent"
@@ -231,3 +233,55 @@ def test_missing_call_sid_is_400_and_forged_is_403(voice, conn):
     assert resp.status_code == 400 and "CallSid" in resp.json["reason"]
     forged = voice.post("/twilio/voice", data=call_form(), headers={"X-Twilio-Signature": "forged"})
     assert forged.status_code == 403 and conn.dbsize() == 0
+
+
+def test_call_status_arriving_before_the_voicemail_still_means_a_voicemail(voice, conn, zendesk, twilio, mocked):
+    twilio.add_media(RECORDING_URL + ".mp3", b"ID3" + b"\x00" * 100, "audio/mpeg", rsps=mocked)
+    root = start(voice)
+    record = twiml(follow(voice, root.find("Gather").get("action"), Digits="3")).find("Record")
+    follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="30")
+    run_jobs(conn)  # the status job waits for late callbacks
+    follow(voice, record.get("action"), RecordingSid=RECORDING_SID, RecordingUrl=RECORDING_URL,
+           RecordingDuration="25")
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    assert ticket["subject"].startswith("Voicemail")
+    assert not any("Missed call" in t for t in zendesk.texts(ticket["id"]))
+    assert not any(m["body"].startswith("Sorry we missed") for m in twilio.sent())
+
+
+def test_withheld_number_still_leaves_a_ticket(voice, conn, zendesk, twilio):
+    form = dict(call_form(), From="+266696687", Caller="+266696687")
+    post_twilio(voice, "/twilio/voice", form)
+    post_twilio(voice, "/twilio/voice/status", dict(form, CallStatus="no-answer", CallDuration="0"))
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    assert "number was withheld" in zendesk.texts(ticket["id"])[0]
+    assert zendesk.all("user")[0]["name"] == "Caller (number withheld)"
+    assert twilio.sent() == []
+
+
+def test_spanish_voicemail_transcription_sets_the_language(voice, conn, zendesk, twilio, mocked):
+    twilio.add_media(RECORDING_URL + ".mp3", b"ID3", "audio/mpeg", rsps=mocked)
+    leave_voicemail(voice)
+    form = dict(parse_qsl(load_form("twilio/voice_transcription_callback.form.txt")))
+    form.update(CallSid=CALL_SID, From=CALLER, RecordingSid=RECORDING_SID,
+                TranscriptionText="hola mi perro se escapó y no lo encuentro por favor llámame")
+    post_twilio(voice, "/twilio/voice/transcription", form)
+    run_jobs(conn, future=True)
+    conv = conn.hget(keys.CONV_IDS, f"phone:{CALLER}").decode()
+    assert conn.hget(keys.conversation(conv), "language") == b"es"
+
+
+def test_card_number_in_a_transcription_is_masked(voice, conn, zendesk, twilio, mocked):
+    twilio.add_media(RECORDING_URL + ".mp3", b"ID3", "audio/mpeg", rsps=mocked)
+    leave_voicemail(voice)
+    form = dict(parse_qsl(load_form("twilio/voice_transcription_callback.form.txt")))
+    form.update(CallSid=CALL_SID, From=CALLER, RecordingSid=RECORDING_SID,
+                TranscriptionText="my card is 4111 1111 1111 1111 please refund")
+    post_twilio(voice, "/twilio/voice/transcription", form)
+    run_jobs(conn, future=True)
+    texts = " ".join(zendesk.texts(zendesk.all("ticket")[0]["id"]))
+    assert "[card ending 1111]" in texts and "4111 1111" not in texts

@@ -16,6 +16,7 @@ class Ticket:
     requester_id: int | None
     updated_at: str = ""       # Zendesk's stamp; also the safe-update token
     tags: list[str] = field(default_factory=list)
+    priority: str | None = None
 
 
 @dataclass

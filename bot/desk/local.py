@@ -65,7 +65,8 @@ class LocalDesk:
     @staticmethod
     def _ticket(row) -> Ticket:
         return Ticket(id=row["id"], status=row["status"], requester_id=row["requester_id"],
-                      updated_at=row["updated_at"], tags=(row["tags"] or "").split())
+                      updated_at=row["updated_at"], tags=(row["tags"] or "").split(),
+                      priority=row["priority"])
 
     def find_user_by_phone(self, phone: str) -> int | None:
         with self._db() as db:

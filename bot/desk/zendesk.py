@@ -49,7 +49,8 @@ def _ticket(obj) -> Ticket:
     requester = getattr(obj, "requester_id", None)
     updated = getattr(obj, "updated_at", None) or ""
     return Ticket(id=int(obj.id), status=str(obj.status), requester_id=requester,
-                  updated_at=str(updated), tags=list(getattr(obj, "tags", None) or []))
+                  updated_at=str(updated), tags=list(getattr(obj, "tags", None) or []),
+                  priority=getattr(obj, "priority", None))
 
 
 class ZendeskDesk:
