@@ -66,10 +66,11 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> No
 
 def _queue(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
     blobs = event.get("blobs") or {}
-    claim = conn.get(keys.seen(event["dedupe_key"]))
-    if claim is not None and claim.decode() != event["event_id"]:
-        return Outcome.DUPLICATE  # a provider's retry: do not store its attachments again
-    if blobs:  # attachments first: a queued event never points at missing bytes
+    if blobs:
+        claim = conn.get(keys.seen(event["dedupe_key"]))
+        if claim is not None and claim.decode() != event["event_id"]:
+            return Outcome.DUPLICATE  # a provider's retry: do not store its attachments again
+        # Attachments before the event: a queued event never points at missing bytes.
         pipe = conn.pipeline(transaction=False)
         for key, data in blobs.items():
             pipe.set(keys.blob(key), base64.b64decode(data), ex=keys.BLOB_TTL)
