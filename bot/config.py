@@ -6,7 +6,7 @@ but never overrides a variable the environment already sets.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,6 @@ class Config:
     web_redis_timeout: float = 0.25
     http_timeout: float = 10.0
     maintenance_interval: float = 2.0
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":

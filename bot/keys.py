@@ -34,9 +34,6 @@ def intent(name: str) -> str:
     return f"{PREFIX}intent:{name}"
 
 
-def zendesk_user(phone: str) -> str:
-    return f"{PREFIX}zuser:{phone}"
-
 
 DEAD_INDEX = PREFIX + "dead"           # set: conversation ids with events set aside
 

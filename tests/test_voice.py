@@ -60,6 +60,15 @@ def start(client):
     return twiml(post_twilio(client, "/twilio/voice", call_form()))
 
 
+def transcribed_voicemail(client, twilio, mocked, words: str):
+    """A voicemail, then Twilio's transcription callback (the captured one) saying `words`."""
+    twilio.add_media(RECORDING_URL + ".mp3", b"ID3", "audio/mpeg", rsps=mocked)
+    leave_voicemail(client)
+    form = dict(parse_qsl(load_form("twilio/voice_transcription_callback.form.txt")))
+    form.update(CallSid=CALL_SID, From=CALLER, RecordingSid=RECORDING_SID, TranscriptionText=words)
+    assert post_twilio(client, "/twilio/voice/transcription", form).status_code == 204
+
+
 def leave_voicemail(client, digit: str = "3", seconds: int = 15):
     """Call, press `digit`, and record a voicemail of `seconds`, following Hotline's TwiML."""
     root = start(client)
@@ -264,24 +273,15 @@ def test_withheld_number_still_leaves_a_ticket(voice, conn, zendesk, twilio):
 
 
 def test_spanish_voicemail_transcription_sets_the_language(voice, conn, zendesk, twilio, mocked):
-    twilio.add_media(RECORDING_URL + ".mp3", b"ID3", "audio/mpeg", rsps=mocked)
-    leave_voicemail(voice)
-    form = dict(parse_qsl(load_form("twilio/voice_transcription_callback.form.txt")))
-    form.update(CallSid=CALL_SID, From=CALLER, RecordingSid=RECORDING_SID,
-                TranscriptionText="hola mi perro se escapó y no lo encuentro por favor llámame")
-    post_twilio(voice, "/twilio/voice/transcription", form)
+    transcribed_voicemail(voice, twilio, mocked,
+                          "hola mi perro se escapó y no lo encuentro por favor llámame")
     run_jobs(conn, future=True)
     conv = conn.hget(keys.CONV_IDS, f"phone:{CALLER}").decode()
     assert conn.hget(keys.conversation(conv), "language") == b"es"
 
 
 def test_card_number_in_a_transcription_is_masked(voice, conn, zendesk, twilio, mocked):
-    twilio.add_media(RECORDING_URL + ".mp3", b"ID3", "audio/mpeg", rsps=mocked)
-    leave_voicemail(voice)
-    form = dict(parse_qsl(load_form("twilio/voice_transcription_callback.form.txt")))
-    form.update(CallSid=CALL_SID, From=CALLER, RecordingSid=RECORDING_SID,
-                TranscriptionText="my card is 4111 1111 1111 1111 please refund")
-    post_twilio(voice, "/twilio/voice/transcription", form)
+    transcribed_voicemail(voice, twilio, mocked, "my card is 4111 1111 1111 1111 please refund")
     run_jobs(conn, future=True)
     texts = " ".join(zendesk.texts(zendesk.all("ticket")[0]["id"]))
     assert "[card ending 1111]" in texts and "4111 1111" not in texts
