@@ -10,6 +10,7 @@ texts: a caller who texted before gets the voicemail on the same ticket.
 Routes (all verified like every Twilio webhook):
 - `POST /twilio/voice` — the call arrives: greeting and menu.
 - `POST /twilio/voice/menu` — the digit pressed (`attempt` counts retries).
+- `POST /twilio/voice/screen`, `…/screen/accept` — the on-call person presses 1 to take it.
 - `POST /twilio/voice/dial` — how the forward to on-call ended.
 - `POST /twilio/voice/recorded` — the voicemail ended: queued for a ticket.
 - `POST /twilio/voice/recording` — the recording's status: acknowledged.
@@ -147,7 +148,9 @@ def menu_choice(sid):
             dial = Dial(timeout=st.settings.voice_dial_timeout, method="POST",
                         action=_url("/twilio/voice/dial"))
             for number in st.settings.on_call:
-                dial.number(number)
+                # A whisper: the on-call person must press 1, so their own voicemail
+                # picking up is not taken for an answer.
+                dial.number(number, url=_url("/twilio/voice/screen"), method="POST")
             response.append(dial)
             return twiml(response)
         return twiml(voicemail(response, "emergency"))
@@ -164,11 +167,36 @@ def menu_choice(sid):
     return twiml(voicemail(response, "other"))
 
 
+@bp.post("/twilio/voice/screen")
+@call_webhook
+def screen(sid):
+    """Played to the on-call person when they pick up; the caller keeps hearing ringing."""
+    parent = request.form.get("ParentCallSid", "").strip() or sid
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, timeout=8, method="POST",
+                    action=_url("/twilio/voice/screen/accept", parent=parent))
+    _say(gather, "screen")
+    response.append(gather)
+    response.hangup()  # no key: a voicemail or a pocket, not a person
+    return twiml(response)
+
+
+@bp.post("/twilio/voice/screen/accept")
+@call_webhook
+def screen_accept(sid):
+    response = VoiceResponse()
+    if request.form.get("Digits", "").strip()[:1] == "1":
+        _remember(request.args.get("parent", sid), answered="1")
+        return twiml(response)  # an empty answer bridges the two calls
+    response.hangup()
+    return twiml(response)
+
+
 @bp.post("/twilio/voice/dial")
 @call_webhook
 def dial_result(sid):
-    if request.form.get("DialCallStatus", "") == "completed":
-        _remember(sid, answered="1")
+    """The forward ended: after a conversation, hang up; otherwise, voicemail."""
+    if _call_state(sid).get("answered"):
         response = VoiceResponse()
         response.hangup()
         return twiml(response)

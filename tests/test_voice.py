@@ -199,6 +199,13 @@ def test_opted_out_caller_gets_no_missed_call_text(voice, conn, zendesk, twilio)
 def test_answered_emergency_call_still_leaves_a_ticket(voice, conn, zendesk, twilio):
     root = start(voice)
     dial = twiml(follow(voice, root.find("Gather").get("action"), Digits="1")).find("Dial")
+    # The on-call person picks up, hears the whisper and presses 1.
+    whisper = twiml(follow(voice, dial.find("Number").get("url"), CallSid="CA" + "c" * 32,
+                           ParentCallSid=CALL_SID))
+    assert "Press 1 to accept" in whisper.find("Gather").find("Say").text
+    bridged = twiml(follow(voice, whisper.find("Gather").get("action"), CallSid="CA" + "c" * 32,
+                           Digits="1"))
+    assert len(bridged) == 0
     assert twiml(follow(voice, dial.get("action"), DialCallStatus="completed")).find("Hangup") is not None
     follow(voice, BASE_URL + "/twilio/voice/status", CallStatus="completed", CallDuration="300")
     run_jobs(conn, future=True)  # call_ended waits for late callbacks
@@ -285,3 +292,13 @@ def test_card_number_in_a_transcription_is_masked(voice, conn, zendesk, twilio, 
     run_jobs(conn, future=True)
     texts = " ".join(zendesk.texts(zendesk.all("ticket")[0]["id"]))
     assert "[card ending 1111]" in texts and "4111 1111" not in texts
+
+
+def test_on_call_voicemail_picking_up_is_not_an_answer(voice, conn, zendesk, twilio):
+    root = start(voice)
+    dial = twiml(follow(voice, root.find("Gather").get("action"), Digits="1")).find("Dial")
+    whisper = twiml(follow(voice, dial.find("Number").get("url"), CallSid="CA" + "d" * 32,
+                           ParentCallSid=CALL_SID))
+    assert whisper.find("Hangup") is not None  # nobody pressed 1: the leg ends
+    after = twiml(follow(voice, dial.get("action"), DialCallStatus="completed"))
+    assert after.find("Record") is not None  # the caller leaves a voicemail instead
