@@ -173,17 +173,20 @@ def _wait_ready(proc: subprocess.Popen, port: int, log: Path) -> None:
 def _children(pid: int) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[1]) == pid:
+        fields = _stat_fields(entry) if entry.isdigit() else None
+        if fields and int(fields[1]) == pid:
             out.append(int(entry))
     return out
+
+
+def _stat_fields(pid) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command name (state, ppid, …), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -191,13 +194,9 @@ def _cpu_seconds(pids: list[int]) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])   # utime, stime
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])   # utime, stime
     return total / tick
 
 

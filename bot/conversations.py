@@ -277,12 +277,6 @@ def attach_media(rt, messages: list[InboundMessage]) -> tuple[list[str], list[st
     return tokens, notes
 
 
-def _location(message: InboundMessage) -> str:
-    from bot.enrichment import where
-
-    return where(message.location or {})
-
-
 SUBJECTS = {"text": "Text message", "voicemail": "Voicemail", "transcription": "Voicemail",
             "missed_call": "Missed call", "answered_call": "Call"}
 
@@ -291,7 +285,7 @@ def _new_ticket(rt, user_id: int, messages: list[InboundMessage], comment: NewCo
                 batch_id: str, followup_of: int | None, with_media: bool, decision,
                 language) -> NewTicket:
     first = messages[0]
-    where = _location(first)
+    where = enrichment.where(first.location or {})
     tags = ["hotline", first.channel] + (["mms"] if with_media and first.channel == "sms" else []) + decision.tags \
         + ([f"lang_{language}"] if language else []) \
         + sorted({m.kind_of for m in messages if m.kind_of not in ("text", "email")})

@@ -152,9 +152,9 @@ def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int
             enqueue_recording(rt, ticket_id, {"sid": recording_sid, "url": url, "duration": duration},
                               attempt + 1, BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
             return "retrying"
-        delivery.once(rt, marker, lambda: delivery.note(
-            rt, ticket_id, f"Hotline could not attach the voicemail's audio ({exc}). The link "
-                           f"above still plays it: {url}.mp3"))
+        text = (f"Hotline could not attach the voicemail's audio ({exc}). The link above still "
+                f"plays it: {url}.mp3")
+        delivery.once(rt, marker, lambda: delivery.note(rt, ticket_id, text))
         return "failed"
 
     def attach():

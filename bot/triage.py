@@ -134,6 +134,17 @@ def _negated(text: str, match: re.Match) -> bool:
     return any(w in NEGATIONS for w in before) or any(w in AFTER_NEGATIONS for w in after)
 
 
+def _patterns(spec: dict, key: str, where: str) -> tuple[re.Pattern, ...]:
+    """A rule's `key` patterns compiled; a bad one is refused naming the rule's line."""
+    out = []
+    for p in spec.get(key) or []:
+        try:
+            out.append(compile_pattern(str(p)))
+        except re.error as exc:
+            raise TriageError(f"{where}: {key} pattern {p!r} is not valid: {exc}") from None
+    return tuple(out)
+
+
 def parse(data: dict | None, source: str = "settings") -> Triage:
     """Check the `triage:` section and build a `Triage`; errors name the line."""
     data = data or {}
@@ -175,17 +186,9 @@ def parse(data: dict | None, source: str = "settings") -> Triage:
         if not spec.get("any"):
             raise TriageError(f"{where}: no patterns under `any`")
 
-        def patterns(key):
-            out = []
-            for p in spec.get(key) or []:
-                try:
-                    out.append(compile_pattern(str(p)))
-                except re.error as exc:
-                    raise TriageError(f"{where}: {key} pattern {p!r} is not valid: {exc}") from None
-            return tuple(out)
-
-        rules.append(Rule(name=name, category=spec["category"], any=patterns("any"),
-                          unless=patterns("unless"), also=patterns("also"), tags=tuple(spec.get("tags") or ()),
+        rules.append(Rule(name=name, category=spec["category"], any=_patterns(spec, "any", where),
+                          unless=_patterns(spec, "unless", where),
+                          also=_patterns(spec, "also", where), tags=tuple(spec.get("tags") or ()),
                           negatable=bool(spec.get("negatable", True)), line=line))
     default = data.get("default", "general")
     if default not in CATEGORIES:

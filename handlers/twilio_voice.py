@@ -91,6 +91,11 @@ def call_webhook(view):
     return wrapper
 
 
+def _caller(sid: str) -> str:
+    """The caller's number (E.164), else what the call started with, else a withheld-number id."""
+    return to_e164(request.form.get("From", "")) or _call_state(sid).get("caller") or f"anon:{sid}"
+
+
 def _location(form) -> dict:
     found = {k: form.get(f"From{k.title()}", "").strip() for k in ("city", "state", "zip", "country")}
     return {k: v for k, v in found.items() if v}
@@ -214,7 +219,7 @@ def recorded(sid):
     except ValueError:
         duration = 0
     url, rec_sid = form.get("RecordingUrl", "").strip(), form.get("RecordingSid", "").strip()
-    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller") or f"anon:{sid}"
+    caller = _caller(sid)
     if url and rec_sid and duration >= state().settings.voice_min_seconds:
         _remember(sid, recorded="1")
         label = {"emergency": "emergency line", "claim": "claims"}.get(choice, "general line")
@@ -246,7 +251,7 @@ def recording_status(sid):
 def transcription(sid):
     form = request.form
     text = form.get("TranscriptionText", "").strip()
-    caller = to_e164(form.get("From", "")) or _call_state(sid).get("caller") or f"anon:{sid}"
+    caller = _caller(sid)
     tsid = form.get("TranscriptionSid", "").strip()
     if form.get("TranscriptionStatus") == "completed" and text and tsid:
         accept(InboundMessage(provider_id=tsid, sender=caller, channel="voice",

@@ -159,6 +159,26 @@ def twilio(mocked, conn):
     return twilio_mock.TwilioMock(conn).install(mocked)
 
 
+SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="  # Zendesk's documented test secret
+
+
+@pytest.fixture
+def open_rt(config, conn, tmp_path, monkeypatch):
+    """The worker runtime with business hours always open (a deterministic ack template)."""
+    built = runtime.build(always_open(config, tmp_path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
+
+
+@pytest.fixture
+def zd_client(config, conn):
+    """The app with a Zendesk webhook secret configured."""
+    from web import create_app
+
+    return create_app(dataclasses.replace(config, zendesk_webhook_secret=SECRET),
+                      maintenance=False).test_client()
+
+
 def always_open(config: Config, tmp_path: Path, open_: bool = True, coalesce_ms: int = 0) -> Config:
     """`config` with a settings file whose business hours are always (or never) open."""
     hours = "\n".join(f"  {d}: ['00:00', '23:59']" for d in

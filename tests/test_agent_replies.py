@@ -3,9 +3,9 @@ end to end: webhooks → Redis → real RQ worker → zenpy/twilio against `resp
 import pytest
 
 from bot import keys
-from tests.conftest import post_twilio, run_jobs, sms
-from tests.test_conversation_e2e import CUSTOMER, open_rt, text  # noqa: F401 (fixture)
-from tests.test_zendesk_events import comment_added, post_event, zd_client  # noqa: F401 (fixture)
+from tests.conftest import post_twilio, run_jobs
+from tests.test_conversation_e2e import CUSTOMER, text
+from tests.test_zendesk_events import comment_added, post_event
 
 
 @pytest.fixture

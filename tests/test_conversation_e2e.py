@@ -4,21 +4,12 @@ import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from bot import keys, runtime
 from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, sms
 from tests.twilio_mock import JPEG, media_url
 
 CUSTOMER = "+15551230001"
-
-
-@pytest.fixture
-def open_rt(config, conn, tmp_path, monkeypatch):
-    """The runtime with business hours that are always open (deterministic ack template)."""
-    built = runtime.build(always_open(config, tmp_path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
-    return built
 
 
 def known_conversation(conn, zendesk, status: str, hours_ago: float = 1):

@@ -4,15 +4,13 @@ import pytest
 from rq import Queue
 
 from bot import keys, runtime
-from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, sms
+from tests.conftest import run_jobs, scheduled_in
 from tests.test_conversation_e2e import CUSTOMER, text
 
 
 @pytest.fixture(autouse=True)
-def open_hours(config, conn, tmp_path, monkeypatch):
-    built = runtime.build(always_open(config, tmp_path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
-    return built
+def open_hours(open_rt):
+    return open_rt
 
 
 def test_429_reschedules_for_retry_after_without_holding_the_worker(client, conn, zendesk, twilio):

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from bot import keys, runtime
+from bot import runtime
 from tests.conftest import FIXTURES, run_jobs
 from tests.twilio_mock import JPEG
 
@@ -214,7 +214,8 @@ def test_acknowledgement_by_email_only_when_settings_ask(config, conn, tmp_path,
 
 
 def test_agent_replies_on_an_email_ticket_are_not_texted(mail, conn, zendesk, twilio):
-    from tests.test_zendesk_events import SECRET, comment_added, post_event
+    from tests.conftest import SECRET
+    from tests.test_zendesk_events import comment_added, post_event
 
     post(mail, email(text="question by email"))
     run_jobs(conn)

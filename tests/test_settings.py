@@ -68,5 +68,7 @@ def test_templates_render_in_the_requested_language_with_english_fallback(tmp_pa
 def test_templates_are_sandboxed(tmp_path):
     (tmp_path / "sms").mkdir()
     (tmp_path / "sms" / "evil.en.txt").write_text("{{ ticket_id.__class__.__mro__ }}")
-    with pytest.raises(Exception):
+    from jinja2.exceptions import SecurityError
+
+    with pytest.raises(SecurityError):
         Templates(tmp_path).render("sms/evil", ticket_id=1)

@@ -1,7 +1,6 @@
 """`POST /zendesk/events`: signed fixtures verify, one changed byte fails, stale or unsigned
 is 403, malformed is 400, ignored or unknown is 204, a known ticket is queued once."""
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,9 +10,8 @@ import pytest
 
 from bot import keys
 from handlers.zendesk import fresh, signature_valid
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, SECRET
 
-SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
 
 
 def signed_fixture(name: str) -> tuple[bytes, dict, str]:
@@ -41,14 +39,6 @@ def test_timestamps_older_or_newer_than_five_minutes_are_stale():
     assert fresh("2026-11-24T11:56:00Z", now) and fresh("2026-11-24T12:04:00Z", now)
     assert not fresh("2026-11-24T11:54:59Z", now) and not fresh("2026-11-24T12:05:01Z", now)
     assert not fresh("1234", now) and not fresh("", now)
-
-
-@pytest.fixture
-def zd_client(config, conn):
-    from web import create_app
-
-    return create_app(dataclasses.replace(config, zendesk_webhook_secret=SECRET),
-                      maintenance=False).test_client()
 
 
 def post_event(client, payload, *, secret=SECRET, when=None, raw: bytes | None = None, headers=None):
