@@ -452,11 +452,9 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
     keepalive=False sends `Connection: close`, so every request opens a new
     connection (as behind a proxy that does not keep upstream connections).
     """
-    from bot.config import LOCAL_TWILIO_TOKEN
-
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is needed (Debian: apt-get install redis-server)")
-    token = LOCAL_TWILIO_TOKEN
+    token = "bench-twilio-token"
     n_warm = int(round(rate * warmup))
     n_measured = int(round(rate * seconds))
 

@@ -5,14 +5,17 @@ but never overrides a variable the environment already sets.
 """
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-LOCAL_TWILIO_TOKEN = "local-mode-twilio-token"
-
+# The webhook secrets local mode makes for itself when none are set (SPEC 2).
+LOCAL_SECRETS = ("TWILIO_AUTH_TOKEN", "ZENDESK_WEBHOOK_SECRET", "SENDGRID_INBOUND_USER",
+                 "SENDGRID_INBOUND_PASSWORD")
 
 RUN_ENV = ROOT / "var" / "run.env"
 
@@ -27,6 +30,30 @@ def load_dotenv_once() -> None:
 
     load_dotenv(ROOT / ".env", override=False)
     load_dotenv(RUN_ENV, override=False)
+
+
+def local_secrets(folder: Path) -> dict[str, str]:
+    """This checkout's local-mode webhook secrets, made at random on first use.
+
+    The local service checks every webhook against them and `flask hotline
+    simulate` signs with them, so local mode fails closed like production.
+    They live in `folder/local-secrets.json`, readable by the owner only.
+    """
+    path = folder / "local-secrets.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {name: secrets.token_urlsafe(24) for name in LOCAL_SECRETS}
+    made["SENDGRID_INBOUND_USER"] = "local"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made them first
+        return json.loads(path.read_text())
+    with os.fdopen(fd, "w") as fh:
+        json.dump(made, fh)
+    return made
 
 
 def _path(value: str) -> Path:
@@ -74,12 +101,17 @@ class Config:
         def get(name: str, default: str = "") -> str:
             return (env.get(name) or default).strip()
 
+        local_db = _path(get("HOTLINE_LOCAL_DB", str(cls.local_db)))
+        if local and not all(get(name) for name in LOCAL_SECRETS):
+            made = local_secrets(local_db.parent)
+            env = {**made, **{k: v for k, v in env.items() if v}}
+
         return cls(
             redis_url=get("REDIS_URL", cls.redis_url),
             public_base_url=get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
             local_mode=local,
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
-            twilio_auth_token=get("TWILIO_AUTH_TOKEN", LOCAL_TWILIO_TOKEN if local else ""),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_from_number=get("TWILIO_FROM_NUMBER"),
             twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
             zendesk_subdomain=get("ZENDESK_SUBDOMAIN"),
@@ -92,7 +124,7 @@ class Config:
             settings_path=_path(get("HOTLINE_SETTINGS", str(cls.settings_path))),
             templates_dir=_path(get("HOTLINE_TEMPLATES_DIR", str(cls.templates_dir))),
             spool_dir=_path(get("HOTLINE_SPOOL_DIR", str(cls.spool_dir))),
-            local_db=_path(get("HOTLINE_LOCAL_DB", str(cls.local_db))),
+            local_db=local_db,
             queue_name=get("HOTLINE_QUEUE", cls.queue_name),
             max_body_bytes=int(get("HOTLINE_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             http_timeout=float(get("HOTLINE_HTTP_TIMEOUT", str(cls.http_timeout))),

@@ -230,7 +230,7 @@ def compose(rt, messages: list[InboundMessage]) -> str:
     tz = rt.settings.timezone
     lines = []
     for m in messages:
-        at = datetime.fromtimestamp(m.received_at, tz).strftime("%H:%M:%S")
+        at = datetime.fromtimestamp(m.received_at, tz).strftime("%H:%M:%S %Z")
         lines.append(f"[{at}] {m.body or '(empty message)'}")
     return "\n".join(lines)
 
@@ -370,6 +370,28 @@ def _settled_before(rt, intent: dict | None, batch_ids: list[str]) -> Ticket | N
     return None
 
 
+def _has_current_ticket(conv: dict) -> bool:
+    return bool(conv.get("ticket_id")) and conv.get("ticket_status") != "closed"
+
+
+def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str) -> int:
+    """STOP/START/HELP from a number with no current ticket: recorded and answered, no ticket
+    (as Zendesk's own text channel does): a keyword is not a case for an agent."""
+    found = keywords.flag(rt, phone, [p.message for p in batch])
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
+    for p in batch:
+        pipe.set(keys.seen(p.message.dedupe_key), "done", xx=True, keepttl=True)
+    pipe.execute()
+    log.info("conversation.keywords-only", extra={"conv": conv_id, "keywords": [k for k, *_ in found]})
+    from bot import jobs
+
+    for kind, provider_id, _word in found:
+        if kind == "help":
+            jobs.enqueue_template(rt, conv_id, None, "sms/help", f"help:{provider_id}")
+    return len(batch)
+
+
 class LockLost(TransientError):
     """The conversation's lock expired during slow calls; another worker took over."""
 
@@ -394,6 +416,8 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     phone = first.sender
     if not conv.get("phone"):
         conn.hset(conv_map, "phone", phone)
+    if not intent and not _has_current_ticket(conv) and keywords.only_keywords(messages):
+        return _keywords_without_ticket(rt, conv_id, batch, phone)
     user_id, created_user = resolve_requester(rt, conv_id, phone, conv, first.sender_name)
     batch_ids = [m.event_id for m in messages]
     batch_id = first.event_id

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from bot import delivery, keys
 from bot.desk import NewComment
 from bot.language import NAMES
-from bot.phones import display
+from bot.phones import display, fingerprint
 from bot.triage import Decision, rank
 
 log = logging.getLogger("hotline.enrichment")
@@ -84,7 +84,7 @@ def alert(rt, ticket_id: int, decision: Decision, reason: str) -> None:
         body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=url, why=decision.why,
                                    category=decision.category)
         delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"oncall:{ticket_id}:{reason}:{number}", what="the on-call alert")
+                           intent=f"oncall:{ticket_id}:{reason}:{fingerprint(number)}", what="the on-call alert")
 
 
 def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:

@@ -28,6 +28,11 @@ def keyword(message) -> str | None:
     return None
 
 
+def only_keywords(messages) -> bool:
+    """Whether every message is a text saying STOP, START or HELP (and nothing else)."""
+    return bool(messages) and all(m.kind_of == "text" and keyword(m) for m in messages)
+
+
 def flag(rt, phone: str, messages) -> list[list[str]]:
     """Before anything is written: record STOP/START at once (so nothing is sent to a
     number that just said STOP, whatever happens to the ticket write), and return the

@@ -1,6 +1,8 @@
 """Phone numbers: E.164 normalisation and masking for logs (SPEC 3.5, 4)."""
 from __future__ import annotations
 
+import hashlib
+
 import phonenumbers
 
 
@@ -38,3 +40,8 @@ def mask(value: str | None) -> str:
     except phonenumbers.NumberParseException:
         cc = ""
     return f"+{cc} ••• ••• {digits[-4:]}"
+
+
+def fingerprint(value: str) -> str:
+    """A stable, non-reversible name for a number, for once-keys and log fields."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]

@@ -21,7 +21,7 @@ from email.utils import getaddresses, parseaddr
 from html.parser import HTMLParser
 
 from email_reply_parser import EmailReplyParser
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from bot.events import InboundMessage, Media
 from bot.redact import redact
@@ -37,7 +37,7 @@ AUTO_PRECEDENCE = {"bulk", "auto_reply", "junk"}
 def _authorised() -> bool:
     cfg = state().config
     if not cfg.sendgrid_inbound_user or not cfg.sendgrid_inbound_password:
-        return cfg.local_mode  # fail closed outside local mode
+        return False  # fail closed, local mode included
     auth = request.authorization
     if auth is None or auth.type != "basic":
         return False
@@ -127,6 +127,7 @@ def inbound():
                         headers={"WWW-Authenticate": 'Basic realm="hotline"'})
     st = state()
     request.max_content_length = st.settings.email_max_bytes
+    g.body_limit_name = "the email limit, email.max_bytes in settings"
     parsed = parse_multipart(request.get_data(cache=False), request.content_type or "")
     if parsed is None:
         return bad_request("not multipart/form-data (use Inbound Parse's parsed mode)")

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .env ] && set -a && . ./.env && set +a
 export PORT="${PORT:-8000}"
+# Only this machine can reach it unless told otherwise (HOTLINE_BIND=0.0.0.0).
+export HOTLINE_BIND="${HOTLINE_BIND:-127.0.0.1}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
 mkdir -p var/redis
 
@@ -23,6 +25,7 @@ fi
 if [ -z "${ZENDESK_API_TOKEN:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
   export HOTLINE_LOCAL_MODE=1
   echo "local mode: no Zendesk/Twilio credentials — desk and outbox at $PUBLIC_BASE_URL/local/"
+  echo "webhooks are checked against local secrets in var/local-secrets.json (flask hotline simulate signs with them)"
   echo "try: .venv/bin/flask hotline simulate sms --from +15551230001 \"my dog is hurt\""
 fi
 
@@ -32,11 +35,20 @@ fi
   echo "PUBLIC_BASE_URL=$PUBLIC_BASE_URL"
   [ -n "${HOTLINE_LOCAL_MODE:-}" ] && echo "HOTLINE_LOCAL_MODE=$HOTLINE_LOCAL_MODE"
 } > var/run.env
-cleanup() {
-  rm -f var/run.env
-  if [ -n "${STARTED_REDIS:-}" ]; then kill "$(cat var/redis/redis.pid)" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
 export PATH="$PWD/.venv/bin:$PATH"
-honcho start -f Procfile
+# honcho in the background, so that Ctrl-C stops web and worker first (they finish their
+# jobs and let go of Redis), and only then the private Redis.
+honcho start -f Procfile &
+HONCHO=$!
+stop() { kill -TERM "$HONCHO" 2>/dev/null || true; }
+cleanup() {
+  wait "$HONCHO" 2>/dev/null || true
+  rm -f var/run.env
+  if [ -n "${STARTED_REDIS:-}" ]; then
+    redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat var/redis/redis.pid)" 2>/dev/null || true
+    echo "stopped the private Redis"
+  fi
+}
+trap stop INT TERM
+trap cleanup EXIT
+wait "$HONCHO" || true

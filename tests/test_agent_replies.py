@@ -211,10 +211,31 @@ def test_help_gets_the_help_template(case, client, conn, zendesk, twilio):
     assert "Reply STOP to stop texts" in replies(twilio)[0]
 
 
-def test_first_text_stop_gets_no_acknowledgement(client, conn, open_rt, zendesk, twilio):
+def test_stop_from_a_number_hotline_never_saw_opens_no_ticket(client, conn, open_rt, zendesk, twilio):
     text(client, "STOP")
     run_jobs(conn)
+    assert zendesk.all("ticket") == [] and twilio.sent() == [] and zendesk.calls() == []
+    assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
+
+    text(client, "my dog is hurt")  # a real message still opens a case, unanswered by text
+    run_jobs(conn)
     assert len(zendesk.all("ticket")) == 1 and twilio.sent() == []
+
+
+def test_help_from_a_number_hotline_never_saw_gets_the_help_text_only(client, conn, open_rt, zendesk, twilio):
+    text(client, "help")
+    text(client, "HELP", MessageSid="SM" + "4" * 32)
+    run_jobs(conn)
+    assert zendesk.all("ticket") == [] and zendesk.calls() == []
+    assert len(twilio.sent()) == 2 and all("Reply STOP" in m["body"] for m in twilio.sent())
+    assert not any("#" in m["body"] for m in twilio.sent())
+
+
+def test_start_from_a_number_hotline_never_saw_opts_in_without_a_ticket(client, conn, open_rt, zendesk, twilio):
+    conn.hset(keys.OPTED_OUT, CUSTOMER, 1)
+    text(client, "START")
+    run_jobs(conn)
+    assert zendesk.all("ticket") == [] and not conn.hexists(keys.OPTED_OUT, CUSTOMER)
 
 
 # -- macros ---------------------------------------------------------------------------

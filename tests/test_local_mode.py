@@ -7,7 +7,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from bot import runtime
-from bot.config import LOCAL_TWILIO_TOKEN, Config
+from bot.config import Config
 from bot.desk.local import LocalDesk
 from tests.conftest import free_port, run_jobs
 
@@ -19,7 +19,8 @@ def local(config, conn, tmp_path, monkeypatch):
 
     port = free_port()
     cfg = dataclasses.replace(
-        config, local_mode=True, twilio_account_sid="", twilio_auth_token=LOCAL_TWILIO_TOKEN,
+        config, local_mode=True, twilio_account_sid="", twilio_auth_token="local-token-for-tests",
+        sendgrid_inbound_user="local", sendgrid_inbound_password="local-password-for-tests",
         twilio_from_number="", zendesk_subdomain="", zendesk_email="", zendesk_api_token="",
         public_base_url=f"http://127.0.0.1:{port}")
     app = create_app(cfg, maintenance=False)
@@ -84,12 +85,20 @@ def test_local_pages_do_not_exist_outside_local_mode(client):
     assert client.get("/local/desk").status_code == 404
 
 
-def test_local_mode_is_explicit():
-    """Without credentials and without HOTLINE_LOCAL_MODE, no webhook secret exists: fail closed."""
+def test_local_mode_is_explicit_and_makes_its_own_secrets(tmp_path):
+    """Without credentials and without HOTLINE_LOCAL_MODE, no webhook secret exists: fail closed.
+    Local mode makes random secrets once per checkout; set ones win."""
     plain = Config.from_env({})
     assert plain.twilio_auth_token == "" and not plain.local_mode
-    assert Config.from_env({"HOTLINE_LOCAL_MODE": "1"}).twilio_auth_token == LOCAL_TWILIO_TOKEN
-    assert Config.from_env({"HOTLINE_LOCAL_MODE": "1", "TWILIO_AUTH_TOKEN": "real"}).twilio_auth_token == "real"
+    env = {"HOTLINE_LOCAL_MODE": "1", "HOTLINE_LOCAL_DB": str(tmp_path / "a" / "local.sqlite3")}
+    first, again = Config.from_env(env), Config.from_env(env)
+    secrets = (first.twilio_auth_token, first.zendesk_webhook_secret, first.sendgrid_inbound_password)
+    assert all(len(s) >= 24 for s in secrets) and len(set(secrets)) == 3
+    assert again.twilio_auth_token == first.twilio_auth_token and first.sendgrid_inbound_user == "local"
+    assert (tmp_path / "a" / "local-secrets.json").stat().st_mode & 0o077 == 0
+    other = Config.from_env({**env, "HOTLINE_LOCAL_DB": str(tmp_path / "b" / "local.sqlite3")})
+    assert other.twilio_auth_token != first.twilio_auth_token
+    assert Config.from_env({**env, "TWILIO_AUTH_TOKEN": "real"}).twilio_auth_token == "real"
     with pytest.raises(runtime.ConfigurationError):
         runtime.make_desk(plain)
 
@@ -128,3 +137,56 @@ def test_local_agent_reply_and_macro_reach_the_local_outbox(local, conn):
     assert "Is he breathing?" in texts and "internal only" not in texts
     assert any("Reply STOP" in t for t in texts)
     assert "hotline_send_help" not in LocalDesk(built.config.local_db).tickets()[0]["tags"]
+
+
+@pytest.mark.parametrize("auth", [None, ("local", "wrong"), ("someone", "local-password-for-tests")])
+def test_local_mode_refuses_email_without_its_credentials(local, conn, auth):
+    import base64
+
+    from tests.test_sendgrid import email
+
+    app, built = local
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
+    resp = app.test_client().post("/sendgrid/inbound", data=email(), headers=headers,
+                                  content_type="multipart/form-data; boundary=xYzZY")
+    assert resp.status_code == 401
+    assert conn.keys("hotline:pending:*") == [] and LocalDesk(built.config.local_db).tickets() == []
+
+
+def test_local_desk_forms_on_a_ticket_that_does_not_exist_are_404_and_change_nothing(local, conn):
+    app, built = local
+    web = app.test_client()
+    assert web.post("/local/desk/999/reply", data={"body": "hello"}).status_code == 404
+    assert web.post("/local/desk/999/tag", data={"tag": "hotline_send_help"}).status_code == 404
+    assert web.post("/local/desk/999/status", data={"status": "solved"}).status_code == 404
+    assert web.get("/local/desk/999").status_code == 404
+    assert conn.keys("*") == [] and LocalDesk(built.config.local_db).comment_rows(999) == []
+
+
+def test_local_desk_shows_times_in_the_teams_zone_and_names_it(local, conn):
+    from zoneinfo import ZoneInfo
+
+    app, built = local
+    web_state = app.extensions["hotline"]
+    web_state.settings = dataclasses.replace(web_state.settings, timezone=ZoneInfo("America/Los_Angeles"))
+    app.test_cli_runner().invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "hi"])
+    run_jobs(conn)
+    desk = LocalDesk(built.config.local_db)
+    [ticket] = desk.tickets()
+    with desk._db() as db:
+        db.execute("UPDATE comments SET created_at = '2026-11-30T16:05:00+00:00'")
+    page = app.test_client().get(f"/local/desk/{ticket['id']}").get_data(as_text=True)
+    assert "Times in America/Los_Angeles" in page and "2026-11-30 08:05:00 PST" in page
+
+
+def test_a_batched_comment_names_the_zone_of_its_time_stamps(rt):
+    from zoneinfo import ZoneInfo
+
+    from bot.conversations import compose
+    from bot.events import InboundMessage
+
+    rt.settings = dataclasses.replace(rt.settings, timezone=ZoneInfo("Europe/Madrid"))
+    at = 1_764_518_700.0  # 2025-11-30 16:05 UTC
+    messages = [InboundMessage(provider_id=f"SM{i}", sender="+15551230001", body=body, received_at=at)
+                for i, body in enumerate(("one", "two"))]
+    assert compose(rt, messages) == "[17:05:00 CET] one\n[17:05:00 CET] two"

@@ -203,6 +203,7 @@ def test_not_multipart_or_no_from_is_400(mail, conn):
 def test_body_over_the_configured_limit_is_413(mail, conn):
     resp = post(mail, email(files=[("attachment1", "big.bin", "application/octet-stream", b"x" * 300_000)]))
     assert resp.status_code == 413 and conn.dbsize() == 0
+    assert resp.json["reason"] == "body over 200000 bytes (the email limit, email.max_bytes in settings)"
 
 
 def test_acknowledgement_by_email_only_when_settings_ask(config, conn, tmp_path, monkeypatch, zendesk, twilio):

@@ -91,6 +91,7 @@ def test_body_over_64_kb_is_413_and_nothing_written(client, conn):
     params = sms("+15551230001", "x" * (65 * 1024))
     resp = post_twilio(client, "/twilio/sms", params)
     assert resp.status_code == 413
+    assert resp.json["reason"] == "body over 65536 bytes (HOTLINE_MAX_BODY_BYTES)"
     assert conn.keys("hotline:*") == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 
 from bot import intake, redisconn, runtime
 from bot.config import Config
@@ -36,7 +36,10 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
 
     @app.errorhandler(413)
     def too_large(_):
-        return jsonify(error="too_large", reason=f"body over {config.max_body_bytes} bytes"), 413
+        # The limit that applied: a handler may set its own (email.max_bytes) and name it.
+        limit = request.max_content_length or config.max_body_bytes
+        name = g.get("body_limit_name", "HOTLINE_MAX_BODY_BYTES")
+        return jsonify(error="too_large", reason=f"body over {limit} bytes ({name})"), 413
 
     if maintenance and config.maintenance_interval > 0:
         start_maintenance(app)

@@ -1,6 +1,8 @@
 """The local desk and outbox in the browser (local mode only, SPEC 2)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
 
 from bot.desk.local import LocalDesk
@@ -19,10 +21,11 @@ PAGE = """<!doctype html>
  td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
  .internal{background:#fff8dc} .pub{background:#eef6ff} pre{white-space:pre-wrap;margin:0}
  .tag{background:#eee;border-radius:3px;padding:0 .3rem;margin-right:.2rem;font-size:.85em}
- .prio-urgent{color:#b00;font-weight:bold} .prio-high{color:#c60}
+ .prio-urgent{color:#b00;font-weight:bold} .prio-high{color:#c60} .zone{color:#666;font-size:.9em}
 </style></head><body>
 <nav><strong>Hotline local mode</strong> · <a href="{{ url_for('local.desk') }}">Desk</a>
-<a href="{{ url_for('local.outbox') }}">Outbox</a></nav>
+<a href="{{ url_for('local.outbox') }}">Outbox</a>
+<span class="zone">Times in {{ zone }}</span></nav>
 <h1>{{ title }}</h1>
 {% block body %}{% endblock %}
 </body></html>"""
@@ -34,7 +37,7 @@ DESK = PAGE.replace("{% block body %}{% endblock %}", """
 {% for t in tickets %}<tr><td><a href="{{ url_for('local.ticket', ticket_id=t.id) }}">{{ t.id }}</a></td>
 <td>{{ t.status }}</td><td class="prio-{{ t.priority }}">{{ t.priority or '-' }}</td><td>{{ t.subject }}</td><td>{{ t.requester }}</td>
 <td>{% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</td>
-<td>{{ t.updated_at[:19] }}</td></tr>{% endfor %}</table>""")
+<td>{{ t.updated_at|local_time }}</td></tr>{% endfor %}</table>""")
 
 TICKET = PAGE.replace("{% block body %}{% endblock %}", """
 <p>Status <strong>{{ t.status }}</strong> · priority <strong class="prio-{{ t.priority }}">{{ t.priority or '-' }}</strong> · requester {{ t.requester }}
@@ -50,18 +53,41 @@ TICKET = PAGE.replace("{% block body %}{% endblock %}", """
 <p>Macro: <select name="tag">{% for m in macros %}<option>hotline_send_{{ m }}</option>{% endfor %}</select>
 <button>Add tag</button></p></form>
 <table>{% for c in comments %}<tr class="{{ 'pub' if c.public else 'internal' }}">
-<td>{{ c.created_at[:19] }}<br>{{ c.author or 'Hotline' }}<br>{{ 'public' if c.public else 'internal note' }}</td>
+<td>{{ c.created_at|local_time }}<br>{{ c.author or 'Hotline' }}<br>{{ 'public' if c.public else 'internal note' }}</td>
 <td><pre>{{ c.body }}</pre>{% for u in c.uploads %}<a href="{{ url_for('local.upload', token=u) }}">attachment</a> {% endfor %}</td></tr>
 {% endfor %}</table>""")
 
 OUTBOX = PAGE.replace("{% block body %}{% endblock %}", """
 <table><tr><th>When</th><th>To</th><th>Text</th></tr>
-{% for m in messages %}<tr><td>{{ m.created_at }}</td><td>{{ m.to_number }}</td><td><pre>{{ m.body }}</pre></td></tr>
+{% for m in messages %}<tr><td>{{ m.created_at|local_time }}</td><td>{{ m.to_number }}</td><td><pre>{{ m.body }}</pre></td></tr>
 {% else %}<tr><td colspan="3">Nothing sent yet.</td></tr>{% endfor %}</table>""")
 
 
 def _desk() -> LocalDesk:
     return LocalDesk(state().config.local_db)
+
+
+@bp.app_template_filter("local_time")
+def local_time(stamp: str) -> str:
+    """A stored UTC time stamp in the team's time zone (settings `timezone`), zone named."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return stamp or ""
+    return when.astimezone(state().settings.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@bp.context_processor
+def zone() -> dict:
+    return {"zone": str(state().settings.timezone)}
+
+
+def _existing(ticket_id: int) -> LocalDesk:
+    """The desk, after making sure the ticket exists (404 otherwise, nothing changed)."""
+    desk = _desk()
+    if desk.ticket_row(ticket_id) is None:
+        abort(404)
+    return desk
 
 
 @bp.get("/")
@@ -74,16 +100,13 @@ def desk():
 def ticket(ticket_id: int):
     import json
 
-    d = _desk()
-    found = [t for t in d.tickets() if t["id"] == ticket_id]
-    if not found:
-        abort(404)
+    d = _existing(ticket_id)
     comments = d.comment_rows(ticket_id)
     for c in comments:
         c["uploads"] = json.loads(c["uploads"] or "[]")
     macros = sorted({p.name.split(".")[0] for p in (state().config.templates_dir / "sms").glob("*.txt")}
                     - {"oncall"})  # the on-call alert is not for customers
-    return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=found[0],
+    return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=d.ticket_row(ticket_id),
                                   comments=comments, statuses=STATUSES, macros=macros)
 
 
@@ -100,9 +123,10 @@ def _hint(ticket_id: int) -> None:
 
 @bp.post("/desk/<int:ticket_id>/reply")
 def reply(ticket_id: int):
+    desk = _existing(ticket_id)
     body = request.form.get("body", "").strip()
     if body:
-        _desk().agent_reply(ticket_id, body, public=not request.form.get("private"))
+        desk.agent_reply(ticket_id, body, public=not request.form.get("private"))
         _hint(ticket_id)
     return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
@@ -112,7 +136,7 @@ def tag(ticket_id: int):
     name = request.form.get("tag", "")
     if not name.startswith("hotline_send_"):
         abort(400)
-    _desk().add_tag(ticket_id, name)
+    _existing(ticket_id).add_tag(ticket_id, name)
     _hint(ticket_id)
     return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
@@ -122,7 +146,7 @@ def set_status(ticket_id: int):
     status = request.form.get("status", "")
     if status not in STATUSES:
         abort(400)
-    _desk().set_status(ticket_id, status)
+    _existing(ticket_id).set_status(ticket_id, status)
     return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
 

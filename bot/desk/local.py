@@ -206,6 +206,14 @@ class LocalDesk:
                 " ON u.id = t.requester_id ORDER BY t.id DESC LIMIT 200").fetchall()
         return [dict(r) for r in rows]
 
+    def ticket_row(self, ticket_id: int) -> dict | None:
+        """One ticket as the local desk page shows it, or None."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT t.*, u.name AS requester FROM tickets t LEFT JOIN users u"
+                " ON u.id = t.requester_id WHERE t.id = ?", (ticket_id,)).fetchone()
+        return dict(row) if row else None
+
     def comment_rows(self, ticket_id: int) -> list[dict]:
         with self._db() as db:
             rows = db.execute(
