@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, keys, keywords
+from bot import enrichment, keys, keywords, reconcile
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -521,5 +521,6 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         "channel": {"sms": "SMS", "voice": "phone call", "email": "email"}[first.channel],
         "missed_calls": [m.provider_id.split(":")[0] for m in messages if m.kind_of == "missed_call"],
         "recordings": [m.recording for m in messages if m.recording],
-        "answered_call": any(m.kind_of == "answered_call" for m in messages)})
+        "answered_call": any(m.kind_of == "answered_call" for m in messages),
+        "recovered": [f for f in map(reconcile.fact, messages) if f]})
     return len(batch)

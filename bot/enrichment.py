@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import asdict
 
-from bot import delivery, keys
+from bot import delivery, keys, reconcile
 from bot.desk import NewComment
 from bot.language import NAMES
 from bot.phones import display, fingerprint
@@ -120,6 +120,8 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
                            f"{decision.why} in the customer's latest message.",
             priority=None if facts.get("raised_in_write") else decision.priority))
     keywords.apply(rt, conv_id, ticket_id, facts.get("keywords") or [])
+    for recovered in facts.get("recovered") or []:
+        reconcile.mark_ticket(rt, ticket_id, recovered)
     if decision.category == "emergency" and urgent_now:
         if not created:
             jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",

@@ -39,6 +39,11 @@ class InboundMessage:
     tags: list[str] = field(default_factory=list)        # extra ticket tags (spam_suspected…)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     received_at: float = field(default_factory=time.time)
+    # Recovered by reconciliation (its webhook never reached Hotline): when Twilio
+    # had it, and when Hotline found it. `received_at` is then Twilio's time, so the
+    # conversation's order is Twilio's.
+    provider_sent_at: float = 0.0
+    recovered_at: float = 0.0
 
     kind = "inbound_message"
 

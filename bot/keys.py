@@ -77,3 +77,17 @@ def blob(key: str) -> str:
 
 MESSAGE_IDS = PREFIX + "message-ids"   # hash: email Message-ID -> ticket id
 BLOB_TTL = 7 * 24 * 3600
+
+# Reconciliation with Twilio (SPEC 10)
+RECONCILE_MARK = PREFIX + "reconcile:mark"      # epoch seconds: listed up to here
+RECONCILE_LOCK = PREFIX + "reconcile:lock"      # one run at a time, whoever runs it
+
+
+def reconcile_slot(slot: int) -> str:
+    """Once-key: the scheduled run for time slot `slot` has been put in RQ's scheduler."""
+    return f"{PREFIX}reconcile:slot:{slot}"
+
+
+def reconcile_ran(slot: int) -> str:
+    """Once-key: the run for time slot `slot` has started."""
+    return f"{PREFIX}reconcile:ran:{slot}"

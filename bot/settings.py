@@ -45,6 +45,9 @@ class Settings:
     voice_max_seconds: int = 120
     voice_min_seconds: int = 3
     voice_dial_timeout: int = 20
+    reconcile_minutes: float = 5            # SPEC 10; 0 turns the scheduled run off
+    reconcile_lookback_hours: float = 24    # the first run, with no high-water mark yet
+    reconcile_overlap_minutes: float = 2    # never less than 2 (clock skew, late records)
 
     def in_business_hours(self, when: datetime) -> bool:
         """Whether `when` (aware) falls inside the team's business hours."""
@@ -68,12 +71,13 @@ def _number(section: dict, key: str, default, where: str, kind=float):
     value = section.get(key, default)
     if value is None:
         return default
+    name = f"{where}{key}" if where.endswith(": ") else f"{where}.{key}"  # top-level keys
     try:
         value = kind(value)
     except (TypeError, ValueError):
-        raise SettingsError(f"{where}.{key}: {value!r} is not a number") from None
+        raise SettingsError(f"{name}: {value!r} is not a number") from None
     if value < 0:
-        raise SettingsError(f"{where}.{key}: must not be negative")
+        raise SettingsError(f"{name}: must not be negative")
     return value
 
 
@@ -122,7 +126,14 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
     languages = tuple(str(x) for x in (data.get("languages") or ("en", "es")))
     voice = data.get("voice") or {}
     email = data.get("email") or {}
+    overlap = _number(data, "reconcile_overlap_minutes", 2, f"{source}: ")
+    if overlap < 2:
+        raise SettingsError(f"{source}: reconcile_overlap_minutes: at least 2 (clock skew and "
+                            f"records Twilio writes late)")
     return Settings(
+        reconcile_minutes=_number(data, "reconcile_minutes", 5, f"{source}: "),
+        reconcile_lookback_hours=_number(data, "reconcile_lookback_hours", 24, f"{source}: "),
+        reconcile_overlap_minutes=overlap,
         email_acknowledge=bool(email.get("acknowledge", False)),
         email_max_bytes=_number(email, "max_bytes", 30 * 1024 * 1024, f"{source}: email", int),
         email_spam_threshold=_number(email, "spam_threshold", 5.0, f"{source}: email"),

@@ -5,39 +5,15 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import intake, keys
-from bot.events import InboundMessage, Media
-from bot.phones import to_e164
-from bot.redact import redact
+from bot.phone.twilio_inbound import message_from_form
 from bot.redisconn import UNAVAILABLE
 from handlers.common import accept, bad_request, state
 from handlers.twilio_common import twiml, verified
 
 bp = Blueprint("twilio_sms", __name__)
 
-MAX_MEDIA = 10  # Twilio's own limit per message
-
-
-def normalise(form) -> InboundMessage | str:
-    """Twilio's form → InboundMessage, or the reason it cannot be one."""
-    missing = [k for k in ("MessageSid", "From") if not form.get(k, "").strip()]
-    if missing:
-        return f"missing {' and '.join(missing)}"
-    sender = to_e164(form["From"])
-    if sender is None:
-        return "From is not a phone number"
-    try:
-        count = min(int(form.get("NumMedia", "0") or 0), MAX_MEDIA)
-    except ValueError:
-        return "NumMedia is not a number"
-    media = [Media(url=form[f"MediaUrl{i}"], content_type=form.get(f"MediaContentType{i}", ""))
-             for i in range(count) if form.get(f"MediaUrl{i}")]
-    location = {k: form.get(f"From{k.title()}", "").strip()
-                for k in ("city", "state", "zip", "country")}
-    return InboundMessage(
-        provider_id=form["MessageSid"].strip(), sender=sender, body=redact(form.get("Body", "")),
-        recipient=form.get("To", ""), media=media,
-        location={k: v for k, v in location.items() if v},
-        opt_out_type=form.get("OptOutType", "").strip().upper())
+# The webhook's form and reconciliation's rebuilt fields go through one translation.
+normalise = message_from_form
 
 
 @bp.post("/twilio/sms")

@@ -6,7 +6,7 @@ import threading
 
 from flask import Flask, g, jsonify, request
 
-from bot import intake, redisconn, runtime
+from bot import intake, jobs, redisconn, runtime
 from bot.config import Config
 from bot.redisconn import UNAVAILABLE
 from handlers import BLUEPRINTS
@@ -47,9 +47,11 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
 
 
 def maintenance_pass(state: WebState) -> None:
-    """Forward the spool and re-offer conversations a dead worker left behind."""
+    """Forward the spool, re-offer conversations a dead worker left behind, and keep the
+    reconciliation chain scheduled (once per slot, whichever process asks)."""
     intake.drain_spool(state.redis, state.config.queue_name, state.config.spool_dir)
     intake.sweep_stale(state.redis, state.config.queue_name)
+    jobs.schedule_reconcile(state.redis, state.config.queue_name, state.settings)
 
 
 def start_maintenance(app: Flask) -> threading.Event:

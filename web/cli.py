@@ -176,6 +176,56 @@ def failed_requeue():
     click.echo(f"requeued {len(jobs)} job(s) and {len(convs)} conversation(s)")
 
 
+def parse_duration(text: str) -> float:
+    """`2h`, `90m`, `1d`, `30s` (or plain seconds) → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration like 2h, 90m or 1d") from None
+
+
+@hotline.command("reconcile")
+@click.option("--since", "since", default=None,
+              help="How far back to look, e.g. 2h, 90m, 1d (default: from the last run's mark).")
+def reconcile_cmd(since):
+    """Take in the texts and calls Twilio has that never reached Hotline (SPEC 10)."""
+    from datetime import datetime
+
+    from bot import reconcile, runtime
+    from bot.errors import PermanentError, TransientError
+
+    seconds = parse_duration(since) if since else None
+    rt = runtime.build(_config())
+    try:
+        report = reconcile.run(rt, since_seconds=seconds)
+    except reconcile.Busy:
+        raise click.ClickException("another reconciliation is running; try again in a minute")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (TransientError, PermanentError) as exc:
+        raise click.ClickException(f"Twilio did not answer ({exc}); nothing changed, try again")
+    if report.skipped:
+        click.echo(f"nothing to reconcile: {report.skipped}")
+        return
+    tz = rt.settings.timezone
+
+    def at(ts):
+        return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    click.echo(f"listed {report.messages_listed} text(s) and {report.calls_listed} call(s) to "
+               f"{', '.join(report.numbers) or 'no number'} since {at(report.since)}")
+    for r in report.recovered:
+        verb = "recovered" if r.outcome != "duplicate" else "already arrived"
+        click.echo(f"{verb} {r.kind} {r.sid} from {r.sender} sent {at(r.sent_at)} ({r.outcome})")
+    late = len(report.recovered) - len(report.taken_in)
+    click.echo(f"recovered {len(report.taken_in)}"
+               + (f"; {late} arrived by webhook meanwhile" if late else ""))
+
+
 @hotline.command("triage")
 @click.argument("text")
 def triage_cmd(text):
