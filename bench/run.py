@@ -1,4 +1,5 @@
-"""`make bench`: webhook latency, then Zendesk calls per message.
+"""`make bench`: webhook latency, then Zendesk calls per message, then what
+reconciliation with Twilio costs (requests per run).
 
 Prints both and writes them to bench/results/latest.json (gitignored).
 Exit status 1 only when a half could not run at all; missing the latency
@@ -58,6 +59,18 @@ def main() -> int:
         traceback.print_exc()
         print(f"zendesk call counts: FAILED ({exc.__class__.__name__}: {exc})")
         results["zendesk_calls"] = {"error": f"{exc.__class__.__name__}: {exc}"}
+        failed = True
+
+    print()
+    try:
+        from bench import reconcile_cost
+
+        results["reconcile_cost"] = reconcile_cost.run()
+        print(reconcile_cost.format_report(results["reconcile_cost"]))
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"reconciliation cost: FAILED ({exc.__class__.__name__}: {exc})")
+        results["reconcile_cost"] = {"error": f"{exc.__class__.__name__}: {exc}"}
         failed = True
 
     path = webhook_latency.write_json(results, "latest.json")

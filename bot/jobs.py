@@ -185,43 +185,45 @@ def call_ended(call_sid: str, attempt: int = 0) -> str:
 
 
 def schedule_reconcile(conn, queue_name: str, settings, now: float | None = None,
-                       after: float = 0.0) -> float | None:
+                       after_ms: int = 0) -> int | None:
     """Put the next slot's reconciliation in RQ's scheduler, once per slot, whoever asks.
 
-    Slots are fixed times (multiples of `reconcile_minutes`), and a once-key per
-    slot makes the ask idempotent: the running job asks for the next one, and so
-    does every web process's maintenance pass, so a redeploy neither stops the
-    chain nor doubles it. `after`: a slot's own run asks for a slot after it, even
-    on a worker whose clock is a little behind the scheduler's. Returns the slot's
-    time when this call scheduled it.
+    Slots are fixed times (multiples of `reconcile_minutes`, in whole milliseconds),
+    and a once-key per slot makes the ask idempotent: the running job asks for the
+    next one, and so does every web process's maintenance pass, so a redeploy neither
+    stops the chain nor doubles it. `after_ms`: a slot's own run asks for a later
+    slot, even on a worker whose clock is a little behind the scheduler's. Returns
+    the slot (its time in epoch milliseconds) when this call scheduled it.
     """
-    interval = settings.reconcile_minutes * 60
-    if interval <= 0:
+    interval_ms = round(settings.reconcile_minutes * 60_000)
+    if interval_ms <= 0:
         return None
-    now = max(time.time() if now is None else now, after)
-    due = (now // interval + 1) * interval
-    if not conn.set(keys.reconcile_slot(int(due * 1000)), 1, nx=True, ex=int(2 * interval) + 600):
+    now_ms = max(int((time.time() if now is None else now) * 1000), after_ms)
+    slot = (now_ms // interval_ms + 1) * interval_ms
+    if not conn.set(keys.reconcile_slot(slot), 1, nx=True, ex=2 * interval_ms // 1000 + 600):
         return None
     Queue(queue_name, connection=conn).enqueue_at(
-        datetime.fromtimestamp(due, timezone.utc), reconcile_slot, due,
-        job_id=f"hotline-reconcile-{int(due * 1000)}", description=f"reconcile_slot({due})",
+        datetime.fromtimestamp(slot / 1000, timezone.utc), reconcile_slot, slot,
+        job_id=f"hotline-reconcile-{slot}", description=f"reconcile_slot({slot})",
         job_timeout=reconcile.LOCK_SECONDS, result_ttl=3600, failure_ttl=7 * 24 * 3600)
-    return due
+    return slot
 
 
-def reconcile_slot(due: float) -> str:
-    """The scheduled reconciliation for slot `due` (see `bot.reconcile`): at most one run
-    per slot, one at a time; a Twilio outage leaves the mark for the next slot."""
+def reconcile_slot(slot: int) -> str:
+    """The scheduled reconciliation for `slot` (epoch ms; see `bot.reconcile`): at most one
+    run per slot, one at a time; a Twilio outage leaves the mark for the next slot."""
     rt = runtime.get()
-    schedule_reconcile(rt.redis, rt.config.queue_name, rt.settings, after=due)  # the chain goes on
-    if not rt.redis.set(keys.reconcile_ran(int(due * 1000)), 1, nx=True, ex=7 * 24 * 3600):
+    settings = rt.settings
+    schedule_reconcile(rt.redis, rt.config.queue_name, settings, after_ms=slot)  # the chain goes on
+    if not rt.redis.set(keys.reconcile_ran(slot), 1, nx=True,
+                        ex=round(2 * settings.reconcile_minutes * 60) + 600):
         return "already-ran"
     try:
         report = reconcile.run(rt)
     except reconcile.Busy:
-        log.info("reconcile.busy", extra={"slot": due})
+        log.info("reconcile.busy", extra={"slot": slot})
         return "busy"
     except TransientError as exc:
-        log.warning("reconcile.retry-later", extra={"slot": due, "error": str(exc)})
+        log.warning("reconcile.retry-later", extra={"slot": slot, "error": str(exc)})
         return "retry-later"
     return "skipped" if report.skipped else f"recovered {len(report.taken_in)}"

@@ -84,7 +84,7 @@ RECONCILE_LOCK = PREFIX + "reconcile:lock"      # one run at a time, whoever run
 
 
 def reconcile_slot(slot: int) -> str:
-    """Once-key: the scheduled run for time slot `slot` has been put in RQ's scheduler."""
+    """Once-key: the scheduled run for slot `slot` (epoch ms) is in RQ's scheduler."""
     return f"{PREFIX}reconcile:slot:{slot}"
 
 

@@ -67,12 +67,14 @@ class Report:
 
 def window_start(mark: float | None, now: float, settings, since_seconds: float | None = None) -> float:
     """Where a run starts listing: the mark less the overlap; with no mark, the lookback;
-    by hand, `since_seconds` ago."""
+    by hand, `since_seconds` ago. Never further back than the once-only claims live
+    (a mark from before a week-long stop would otherwise write some texts twice)."""
     overlap = max(2.0, settings.reconcile_overlap_minutes) * 60
-    scheduled = mark - overlap if mark else now - settings.reconcile_lookback_hours * 3600
-    if since_seconds is None:
-        return scheduled
-    return now - since_seconds
+    if since_seconds is not None:
+        start = now - since_seconds
+    else:
+        start = mark - overlap if mark else now - settings.reconcile_lookback_hours * 3600
+    return max(start, now - MAX_SINCE_SECONDS)
 
 
 def recovered_message(fields: dict, recovered_at: float) -> InboundMessage | str:
@@ -181,6 +183,7 @@ def _run(rt, since_seconds: float | None, now: float) -> Report:
     numbers = phone.support_numbers()
     report.numbers = [mask(n) for n in numbers]
     events: list[InboundMessage] = []
+    mms: dict[str, dict] = {}  # event id -> its listed fields, for its media
     hold = now  # the mark may not pass a call still in progress
     for number in numbers:
         for fields in phone.inbound_messages(number, since):
@@ -193,8 +196,7 @@ def _run(rt, since_seconds: float | None, now: float) -> Report:
             if conn.exists(keys.seen(message.dedupe_key)):
                 continue
             if int(fields.get("NumMedia") or 0):
-                message = recovered_message({**fields, **phone.message_media(fields["MessageSid"])},
-                                            now)
+                mms[message.event_id] = fields
             events.append(message)
         for fields in phone.inbound_calls(number, since):
             report.calls_listed += 1
@@ -206,6 +208,11 @@ def _run(rt, since_seconds: float | None, now: float) -> Report:
                 continue
             events.append(event)
     for event in in_twilio_order(events):
+        if event.event_id in mms:
+            # Media listed only now, oldest first: a run cut short has taken in the
+            # oldest texts already, and the next run goes on from there.
+            event.media = recovered_message({**mms[event.event_id], **phone.message_media(
+                event.provider_id)}, now).media
         outcome = intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event)
         kind = "missed_call" if event.channel == "voice" else "text"
         sid = event.provider_id.split(":")[0]

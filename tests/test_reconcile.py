@@ -27,11 +27,11 @@ def ago(minutes: float) -> datetime:
     return datetime.now(timezone.utc) - timedelta(minutes=minutes)
 
 
-def reconcile_via_worker(conn, due: float | None = None) -> str:
+def reconcile_via_worker(conn, due: int | None = None) -> str:
     """One scheduled run, as RQ's scheduler starts it, through a real worker; then the
     intake jobs it caused."""
     queue = Queue("hotline", connection=conn)
-    job = queue.enqueue(jobs.reconcile_slot, due or datetime.now(timezone.utc).timestamp())
+    job = queue.enqueue(jobs.reconcile_slot, due or int(datetime.now(timezone.utc).timestamp() * 1000))
     run_jobs(conn)
     return Job.fetch(job.id, connection=conn).return_value()
 
@@ -234,7 +234,7 @@ def test_exactly_one_runner_per_slot_whoever_asks_and_across_a_redeploy(conn, op
     assert len(reconcile_jobs(conn)) == 1
 
     # The slot's job delivered twice (a requeue) runs once.
-    due = asked[0] if asked[0] else [a for a in asked if a][0]
+    [due] = [a for a in asked if a]
     assert reconcile_via_worker(conn, due) == "recovered 0"
     assert reconcile_via_worker(conn, due) == "already-ran"
     # A run by hand while the scheduled one holds the lock waits its turn.
@@ -359,3 +359,42 @@ def test_the_note_names_the_zone_and_the_day_when_it_is_not_today():
                            "(PST, America/Los_Angeles).")
     older = reconcile.note(settings, channel="sms", sent_at=at - 86400, recovered_at=at)
     assert "sent Nov 29 14:09," in older
+
+
+def test_the_window_the_mark_the_lookback_and_the_claims_lifetime():
+    settings = parse_settings({"reconcile_lookback_hours": 24})
+    now = 1_790_000_000.0
+    assert reconcile.window_start(None, now, settings) == now - 24 * 3600
+    assert reconcile.window_start(now - 300, now, settings) == now - 300 - 120
+    assert reconcile.window_start(now - 300, now, settings, since_seconds=7200) == now - 7200
+    # A mark from before a long stop: no further back than the once-only claims live.
+    assert reconcile.window_start(now - 30 * 86400, now, settings) == now - reconcile.MAX_SINCE_SECONDS
+
+
+def test_rqs_own_scheduler_runs_the_chain_across_a_worker_restart(conn, config, tmp_path,
+                                                                  zendesk, twilio, monkeypatch):
+    """No stand-in for the clock: slots of 0.6 s, run by `rq worker --with-scheduler`'s own
+    scheduler (burst mode), a fresh worker and runtime for each slot."""
+    import time
+
+    from tests.conftest import wait_for
+
+    cfg = always_open(config, tmp_path)
+    cfg.settings_path.write_text(cfg.settings_path.read_text() + "reconcile_minutes: 0.01\n")
+    queue = Queue("hotline", connection=conn)
+    first = None
+    for n, body in enumerate(("first slot", "second slot")):
+        built = runtime.build(cfg)  # a new worker process: nothing carried in memory
+        monkeypatch.setattr(runtime, "get", lambda: built)
+        if first is None:
+            first = jobs.schedule_reconcile(conn, "hotline", built.settings)  # a web process asks
+        [job_id] = reconcile_jobs(conn)
+        twilio.inbound(CUSTOMER, body, sent_at=ago(1))
+        due = ScheduledJobRegistry(queue=queue).get_scheduled_time(job_id).timestamp()
+        wait_for(lambda: time.time() > due + 0.01, timeout=5, what="the slot to be due")
+        QuietWorker([queue], connection=conn).work(burst=True, with_scheduler=True)
+        run_jobs(conn)
+        assert Job.fetch(job_id, connection=conn).return_value() == "recovered 1"
+    [ticket] = zendesk.all("ticket")
+    assert "\n".join(zendesk.texts(ticket["id"])).count("slot") == 2
+    assert len(reconcile_jobs(conn)) == 1  # the chain goes on
