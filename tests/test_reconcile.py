@@ -207,11 +207,14 @@ def test_the_high_water_mark_survives_a_worker_restart(conn, config, open_rt, ze
     assert float(conn.get(keys.RECONCILE_MARK)) > mark
 
 
-@pytest.mark.parametrize("status", [503, 429])
+@pytest.mark.parametrize("status", [503, 429, "ReadTimeout"])
 def test_a_twilio_outage_makes_the_run_retry_later_and_never_stops_the_schedule(
         conn, open_rt, zendesk, twilio, status):
     twilio.inbound(CUSTOMER, "hello?", sent_at=ago(4))
-    twilio.fail_next_list(status, retry_after=30 if status == 429 else None)
+    if status == "ReadTimeout":
+        twilio.fail_next_list(0, exception=status)
+    else:
+        twilio.fail_next_list(status, retry_after=30 if status == 429 else None)
 
     assert reconcile_via_worker(conn) == "retry-later"
     assert zendesk.all("ticket") == []

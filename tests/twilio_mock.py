@@ -115,10 +115,13 @@ class TwilioMock:
         for n in numbers:
             self.r.rpush(P + "service-numbers", n)
 
-    def fail_next_list(self, status: int, times: int = 1, retry_after: int | None = None) -> None:
-        """The next `times` list requests answer `status` (503, 429…)."""
+    def fail_next_list(self, status: int, times: int = 1, retry_after: int | None = None,
+                       exception: str | None = None) -> None:
+        """The next `times` list requests answer `status` (503, 429…), or raise `exception`
+        (a `requests.exceptions` name: ReadTimeout, ConnectionError…)."""
         for _ in range(times):
-            self.r.rpush(P + "list-fail", json.dumps({"status": status, "retry_after": retry_after}))
+            self.r.rpush(P + "list-fail", json.dumps({"status": status, "retry_after": retry_after,
+                                                      "exception": exception}))
 
     def reads(self) -> list[str]:
         """Every list request made (path and query), in order."""
@@ -131,6 +134,8 @@ class TwilioMock:
         fail = self.r.lpop(P + "list-fail")
         if fail:
             fail = json.loads(fail)
+            if fail.get("exception"):
+                raise getattr(requests.exceptions, fail["exception"])("mocked")
             headers = {"Content-Type": "application/json"}
             if fail["retry_after"]:
                 headers["Retry-After"] = str(fail["retry_after"])
