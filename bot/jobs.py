@@ -218,6 +218,11 @@ def reconcile_slot(slot: int) -> str:
     if not rt.redis.set(keys.reconcile_ran(slot), 1, nx=True,
                         ex=round(2 * settings.reconcile_minutes * 60) + 600):
         return "already-ran"
+    mark = rt.redis.get(keys.RECONCILE_MARK)
+    if mark and float(mark) * 1000 >= slot:
+        # Slots piled up while no worker ran (the web tier kept scheduling them): the
+        # first late one listed past this one's time already.
+        return "covered"
     try:
         report = reconcile.run(rt)
     except reconcile.Busy:

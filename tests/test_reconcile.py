@@ -242,6 +242,15 @@ def test_exactly_one_runner_per_slot_whoever_asks_and_across_a_redeploy(conn, op
     [due] = [a for a in asked if a]
     assert reconcile_via_worker(conn, due) == "recovered 0"
     assert reconcile_via_worker(conn, due) == "already-ran"
+    # Slots that piled up while no worker ran (the web tier asked every pass): the first
+    # lists everything, the others find their time covered.
+    conn.delete(keys.RECONCILE_MARK)
+    for job_id in reconcile_jobs(conn):
+        ScheduledJobRegistry(queue=Queue("hotline", connection=conn)).remove(job_id)
+    for minutes_ago in (15, 10, 5):
+        jobs.schedule_reconcile(conn, "hotline", settings, now - minutes_ago * 60)
+    assert sorted(run_next_slot(conn)) == ["covered", "covered", "recovered 0"]
+    assert len([r for r in twilio.reads() if "/Messages.json" in r]) == 2  # one run listed
     # A run by hand while the scheduled one holds the lock waits its turn.
     conn.set(keys.RECONCILE_LOCK, "someone", ex=60)
     with pytest.raises(reconcile.Busy):
