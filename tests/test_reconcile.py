@@ -227,6 +227,25 @@ def test_a_twilio_outage_makes_the_run_retry_later_and_never_stops_the_schedule(
     assert len(reconcile_jobs(conn)) == 1         # and the one after
 
 
+def test_wrong_credentials_fail_the_job_visibly_and_the_next_slot_tries_again(
+        app, conn, open_rt, zendesk, twilio, monkeypatch):
+    from rq.registry import FailedJobRegistry
+
+    twilio.fail_next_list(401)
+    queue = Queue("hotline", connection=conn)
+    job = queue.enqueue(jobs.reconcile_slot, int(datetime.now(timezone.utc).timestamp() * 1000))
+    QuietWorker([queue], connection=conn).work(burst=True)
+
+    assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert "twilio message list 401" in app.test_cli_runner().invoke(
+        args=["hotline", "failed", "list"]).output
+    assert len(reconcile_jobs(conn)) == 1  # the chain goes on
+    monkeypatch.setattr(runtime, "build", lambda config=None: open_rt)
+    twilio.fail_next_list(401)
+    refused = app.test_cli_runner().invoke(args=["hotline", "reconcile"])
+    assert refused.exit_code == 1 and "check TWILIO_ACCOUNT_SID" in refused.output
+
+
 def test_exactly_one_runner_per_slot_whoever_asks_and_across_a_redeploy(conn, open_rt, twilio):
     settings = open_rt.settings
     now = datetime.now(timezone.utc).timestamp()

@@ -139,9 +139,11 @@ class TwilioMock:
             headers = {"Content-Type": "application/json"}
             if fail["retry_after"]:
                 headers["Retry-After"] = str(fail["retry_after"])
-            code = 20429 if fail["status"] == 429 else 20500
+            code, message = {429: (20429, "Too Many Requests"),
+                             401: (20003, "Authenticate")}.get(fail["status"],
+                                                               (20500, "Internal Server Error"))
             return query, (fail["status"], headers, json.dumps({
-                "code": code, "message": "Too Many Requests" if code == 20429 else "Internal Server Error",
+                "code": code, "message": message,
                 "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": fail["status"]}))
         return query, None
 

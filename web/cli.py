@@ -206,8 +206,11 @@ def reconcile_cmd(since):
         raise click.ClickException("another reconciliation is running; try again in a minute")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    except (TransientError, PermanentError) as exc:
+    except TransientError as exc:
         raise click.ClickException(f"Twilio did not answer ({exc}); nothing changed, try again")
+    except PermanentError as exc:
+        raise click.ClickException(f"Twilio refused ({exc}): check TWILIO_ACCOUNT_SID and "
+                                   f"TWILIO_AUTH_TOKEN; nothing changed")
     if report.skipped:
         click.echo(f"nothing to reconcile: {report.skipped}")
         return
