@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from bot import jobs, keys, reconcile, runtime
 from bot.settings import SettingsError, parse_settings
 from tests.conftest import QuietWorker, always_open, post_twilio, run_jobs, sms
-from tests.twilio_mock import JPEG, SERVICE, media_url
+from tests.twilio_mock import SERVICE, media_url
 
 CUSTOMER = "+15551230001"
 OTHERS = ("+15551230002", "+15551230003")
@@ -159,8 +159,7 @@ def test_an_outage_of_the_web_tier_during_a_burst_loses_nothing_and_keeps_twilio
     # An MMS among them, whose media is fetched like a webhooked one.
     mms = twilio.inbound(CUSTOMER, "the wound", sent_at=start + timedelta(minutes=9),
                          media=("image/jpeg",))
-    twilio.add_media(f"https://api.twilio.com/2010-04-01/Accounts/{twilio_account()}/Messages/"
-                     f"{mms}/Media/ME{mms[2:-2]}00", rsps=mocked)
+    twilio.add_media(media_url(mms, f"ME{mms[2:-2]}00"), rsps=mocked)
     monkeypatch.setattr(open_rt.phone, "LIST_PAGE_SIZE", 10)  # several pages
 
     assert reconcile_via_worker(conn) == "recovered 25"
@@ -179,12 +178,6 @@ def test_an_outage_of_the_web_tier_during_a_burst_loses_nothing_and_keeps_twilio
     pages = [list_query(r) for r in twilio.reads() if "/Messages.json" in r]
     assert [p.get("Page", "0") for p in pages] == ["0", "1", "2"]
     assert all(p["PageSize"] == "10" for p in pages) and pages[1]["PageToken"].startswith("PA")
-
-
-def twilio_account() -> str:
-    from tests.twilio_mock import ACCOUNT
-
-    return ACCOUNT
 
 
 def test_the_high_water_mark_survives_a_worker_restart(conn, config, open_rt, zendesk, twilio,
