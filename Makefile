@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test bench triage-report clean
+.PHONY: setup run test bench triage-report train-triage clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || { echo "redis-server is needed (Debian: apt-get install redis-server)"; exit 1; }
@@ -23,6 +23,11 @@ test: setup
 
 triage-report: setup
 	$(BIN)/python -m bot.triage_report
+
+# Retrain the triage model from tests/fixtures/triage/corpus.yaml and rewrite
+# config/triage-model.json (review the diff, then `make triage-report`).
+train-triage: setup
+	$(BIN)/python -m bot.triage_train
 
 bench: setup
 	$(BIN)/python -m bench.run

@@ -13,12 +13,27 @@ regular expression on word boundaries, where spaces match any white space and
 A match right after a negation ("not", "no longer", "ya no"…) or right before
 "anymore"/"stopped" does not count, so "not bleeding anymore" alone is not an
 emergency — unless the rule is `negatable: false` ("not breathing" is one).
+
+Beside the rules, a learned model (`triage.model:` in settings, `bot.triage_model`)
+scores every text for emergency and for safety, and the decision combines both
+(issue 12): a score at or above the target's `high` threshold alone makes the
+category; a rule's match whose score is below `low` is vetoed and the next rule
+of another category (or the default) decides; a rule marked `veto: never` is
+never overruled by the model ("not breathing"-class rules). Emergency is judged
+first, from the emergency rules whatever their place among the safety rules, so a
+safety word never masks an emergency in the same text; then safety; then the
+remaining rules in order.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from bot import triage_model
+from bot.config import ROOT
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 CATEGORIES = ("emergency", "safety", "claim", "account", "general")
@@ -60,6 +75,7 @@ class Rule:
     also: tuple[re.Pattern, ...] = ()
     tags: tuple[str, ...] = ()
     negatable: bool = True
+    never_vetoed: bool = False
     line: int = 0
 
 
@@ -79,12 +95,47 @@ class Decision:
     tags: list[str] = field(default_factory=list)
     rule: str | None = None
     matched: str | None = None
+    # The model's part (all None/empty when no model is configured): the emergency
+    # and safety probabilities; what decided (`rule`, `model`, `default`, `menu`); the
+    # words that weighed most for the decision (only words the model learned from the
+    # corpus, so no names or numbers); a rule the score vetoed, and the threshold used.
+    score: float | None = None
+    safety_score: float | None = None
+    by: str = "rule"
+    words: list[str] = field(default_factory=list)
+    never_vetoed: bool = False
+    vetoed: str | None = None
+    vetoed_matched: str | None = None
+    vetoed_target: str | None = None
+    veto_threshold: float | None = None
+    threshold: float | None = None
 
     @property
     def why(self) -> str:
-        if not self.rule:
-            return "no rule matched; default category"
-        return f'rule "{self.rule}" matched "{self.matched}"'
+        """The reasons in one line: the ticket note, the on-call text and the CLI show it."""
+        parts = []
+        if self.vetoed:
+            parts.append(f'rule "{self.vetoed}" matched "{self.vetoed_matched}" but was vetoed: '
+                         f"{self.vetoed_target} score {self._score(self.vetoed_target):.2f} "
+                         f"is below {self.veto_threshold:.2f}")
+        if self.by == "model":
+            parts.append(f"{self.category} score {self._score(self.category):.2f} is at or above "
+                         f"{self.threshold:.2f}" + ("" if self.rule else "; no rule matched"))
+        if self.rule and self.by != "model":
+            parts.append(f'rule "{self.rule}" matched "{self.matched}"'
+                         + (" (never vetoed)" if self.never_vetoed else ""))
+        if not self.rule and self.by == "default":
+            parts.append("no rule matched; default category")
+        if self.score is not None and self.by != "model":
+            parts.append(f"emergency score {self.score:.2f}"
+                         + (f", safety score {self.safety_score:.2f}"
+                            if self.category == "safety" or self.vetoed_target == "safety" else ""))
+        if self.words:
+            parts.append("words that weighed most: " + ", ".join(self.words))
+        return "; ".join(parts)
+
+    def _score(self, target: str | None) -> float:
+        return (self.safety_score if target == "safety" else self.score) or 0.0
 
 
 def rank(priority: str) -> int:
@@ -92,14 +143,60 @@ def rank(priority: str) -> int:
 
 
 @dataclass(frozen=True)
+class Hit:
+    rule: Rule
+    matched: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `combine` decided: the category, the rule behind it, and what the model did."""
+    category: str
+    hit: Hit | None = None
+    by: str = "rule"
+    threshold: float | None = None  # the `high` a score reached when the model decided
+    vetoed: Hit | None = None
+    vetoed_target: str | None = None
+    veto_threshold: float | None = None  # the `low` the vetoed rule's score fell below
+
+
+def combine(hits: list[Hit], scores: dict | None, thresholds: dict, default: str) -> Choice:
+    """Rules and scores to one category (SPEC 5; the module's docstring says how).
+
+    `hits` are the matching rules in order, `scores` each target's probability.
+    """
+    if hits and (scores is None or hits[0].rule.never_vetoed):
+        return Choice(hits[0].rule.category, hits[0])
+    veto = {}
+    for target in triage_model.TARGETS:
+        if scores is None:
+            break
+        p, t = scores[target], thresholds[target]
+        later = triage_model.TARGETS[triage_model.TARGETS.index(target) + 1:]
+        first = next((h for h in hits if h.rule.category not in later), None)
+        first = first if first and first.rule.category == target else None
+        if first and p >= t["low"]:
+            return Choice(target, first, "rule", **veto)
+        if first and not veto:
+            veto = {"vetoed": first, "vetoed_target": target, "veto_threshold": t["low"]}
+        if p >= t["high"]:
+            return Choice(target, None, "model", t["high"], **veto)
+        hits = [h for h in hits if h.rule.category != target]
+    if hits:
+        return Choice(hits[0].rule.category, hits[0], "rule", **veto)
+    return Choice(default, None, "default", **veto)
+
+
+@dataclass(frozen=True)
 class Triage:
     rules: tuple[Rule, ...]
     categories: dict[str, Category]
     default: str = "general"
+    model: triage_model.Model | None = None
 
-    def decide(self, text: str) -> Decision:
-        """The decision for `text` (any text: empty, emoji, long, mixed scripts)."""
-        norm = normalise(text)
+    def hits(self, norm: str) -> list[Hit]:
+        """Every rule that matches the normalised text, in the settings' order."""
+        out = []
         for rule in self.rules:
             if _first(norm, rule.unless, rule.negatable):
                 continue
@@ -107,8 +204,31 @@ class Triage:
                 continue
             found = _first(norm, rule.any, rule.negatable)
             if found:
-                return self.decision_for(rule.category, rule, found)
-        return self.decision_for(self.default, None, None)
+                out.append(Hit(rule, found))
+        return out
+
+    def decide(self, text: str) -> Decision:
+        """The decision for `text` (any text: empty, emoji, long, mixed scripts), with its why."""
+        norm = normalise(text)
+        scores = self.model.score(norm) if self.model else None
+        choice = combine(self.hits(norm),
+                         {t: sc.probability for t, sc in scores.items()} if scores else None,
+                         self.model.thresholds if self.model else {}, self.default)
+        hit = choice.hit
+        decision = self.decision_for(choice.category, hit.rule if hit else None,
+                                     hit.matched if hit else None)
+        decision.by = choice.by
+        decision.never_vetoed = bool(hit and hit.rule.never_vetoed and scores is not None)
+        if choice.vetoed:
+            decision.vetoed, decision.vetoed_matched = choice.vetoed.rule.name, choice.vetoed.matched
+            decision.vetoed_target, decision.veto_threshold = choice.vetoed_target, choice.veto_threshold
+        decision.threshold = choice.threshold
+        if scores is not None:
+            decision.score = round(scores["emergency"].probability, 4)
+            decision.safety_score = round(scores["safety"].probability, 4)
+            if choice.category in scores:
+                decision.words = list(scores[choice.category].words)
+        return decision
 
     def decision_for(self, category: str, rule: Rule | None, matched: str | None) -> Decision:
         """The decision a category gives, with the rule and words behind it."""
@@ -116,7 +236,7 @@ class Triage:
         tags = [f"hotline_{category}"] + list(rule.tags if rule else ())
         return Decision(category=category, priority=cat.priority, template=cat.template,
                         group_id=cat.group_id, tags=tags, rule=rule.name if rule else None,
-                        matched=matched)
+                        matched=matched, by="rule" if rule else "default")
 
 
 def _first(text: str, patterns, negatable: bool) -> str | None:
@@ -189,8 +309,38 @@ def parse(data: dict | None, source: str = "settings") -> Triage:
         rules.append(Rule(name=name, category=spec["category"], any=_patterns(spec, "any", where),
                           unless=_patterns(spec, "unless", where),
                           also=_patterns(spec, "also", where), tags=tuple(spec.get("tags") or ()),
-                          negatable=bool(spec.get("negatable", True)), line=line))
+                          negatable=bool(spec.get("negatable", True)),
+                          never_vetoed=_veto(spec, where), line=line))
     default = data.get("default", "general")
     if default not in CATEGORIES:
         raise TriageError(f"{source}: triage.default: {default!r} is not a category")
-    return Triage(rules=tuple(rules), categories=categories, default=default)
+    model = None
+    if data.get("model"):
+        try:
+            model = load_model(str(data["model"]))
+        except triage_model.ModelError as exc:
+            raise TriageError(f"{source}: triage.model: {exc}") from None
+    return Triage(rules=tuple(rules), categories=categories, default=default, model=model)
+
+
+def _veto(spec: dict, where: str) -> bool:
+    """`veto: never` — the model never overrules this rule; `veto: allowed` (the default) — it may."""
+    value = spec.get("veto", "allowed")
+    if value not in ("never", "allowed"):
+        raise TriageError(f"{where}: veto {value!r} is not one of never, allowed")
+    return value == "never"
+
+
+def load_model(path: str) -> triage_model.Model:
+    """The model file at `path` (relative to the project root), read once per change."""
+    full = Path(path) if Path(path).is_absolute() else ROOT / path
+    try:
+        stamp = full.stat().st_mtime_ns
+    except OSError as exc:
+        raise triage_model.ModelError(f"{full}: cannot read ({exc.strerror})") from None
+    return _load_model(str(full), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, stamp: int) -> triage_model.Model:
+    return triage_model.load(Path(path))

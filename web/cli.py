@@ -232,7 +232,7 @@ def reconcile_cmd(since):
 @hotline.command("triage")
 @click.argument("text")
 def triage_cmd(text):
-    """Show what triage decides for TEXT, and why (the settings' rules)."""
+    """Show what triage decides for TEXT, and why (the settings' rules and the model)."""
     from bot.language import NAMES, detect
     from bot.redact import redact
 
@@ -243,6 +243,15 @@ def triage_cmd(text):
     click.echo(f"category  {decision.category}")
     click.echo(f"priority  {decision.priority}")
     click.echo(f"why       {decision.why}")
+    model = settings.triage.model
+    if model:
+        t = model.thresholds
+        click.echo(f"scores    emergency {decision.score:.2f} (alone at >= {t['emergency']['high']:.2f}, "
+                   f"vetoes a rule below {t['emergency']['low']:.2f}) · safety "
+                   f"{decision.safety_score:.2f} (alone at >= {t['safety']['high']:.2f}, vetoes below "
+                   f"{t['safety']['low']:.2f})")
+    else:
+        click.echo("scores    no model configured (triage.model): the rules alone decide")
     click.echo(f"tags      {' '.join(decision.tags)}")
     click.echo(f"group     {decision.group_id or '-'}")
     click.echo(f"reply     sms/{decision.template}")
