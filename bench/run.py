@@ -1,5 +1,5 @@
 """`make bench`: webhook latency, then Zendesk calls per message, then what
-reconciliation with Twilio costs (requests per run).
+reconciliation with Twilio costs (requests per run), then triage's speed at run time.
 
 Prints both and writes them to bench/results/latest.json (gitignored).
 Exit status 1 only when a half could not run at all; missing the latency
@@ -61,17 +61,19 @@ def main() -> int:
         results["zendesk_calls"] = {"error": f"{exc.__class__.__name__}: {exc}"}
         failed = True
 
-    print()
-    try:
-        from bench import reconcile_cost
+    from bench import reconcile_cost, triage_speed
 
-        results["reconcile_cost"] = reconcile_cost.run()
-        print(reconcile_cost.format_report(results["reconcile_cost"]))
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"reconciliation cost: FAILED ({exc.__class__.__name__}: {exc})")
-        results["reconcile_cost"] = {"error": f"{exc.__class__.__name__}: {exc}"}
-        failed = True
+    for key, label, module in (("reconcile_cost", "reconciliation cost", reconcile_cost),
+                               ("triage", "triage at run time", triage_speed)):
+        print()
+        try:
+            results[key] = module.run()
+            print(module.format_report(results[key]))
+        except Exception as exc:
+            traceback.print_exc()
+            print(f"{label}: FAILED ({exc.__class__.__name__}: {exc})")
+            results[key] = {"error": f"{exc.__class__.__name__}: {exc}"}
+            failed = True
 
     path = webhook_latency.write_json(results, "latest.json")
     print(f"\nresults written to {path.relative_to(webhook_latency.ROOT)}")
