@@ -120,16 +120,17 @@ class Decision:
                          f"is below {self.veto_threshold:.2f}")
         if self.by == "model":
             parts.append(f"{self.category} score {self._score(self.category):.2f} is at or above "
-                         f"{self.threshold:.2f}" + ("" if self.rule else "; no rule matched"))
-        if self.rule and self.by != "model":
+                         f"{self.threshold:.2f}")
+        elif self.rule:
             parts.append(f'rule "{self.rule}" matched "{self.matched}"'
                          + (" (never vetoed)" if self.never_vetoed else ""))
-        if not self.rule and self.by == "default":
-            parts.append("no rule matched; default category")
+        else:
+            parts.append(("no other rule matched" if self.vetoed else "no rule matched")
+                         + "; default category")
         if self.score is not None and self.by != "model":
-            parts.append(f"emergency score {self.score:.2f}"
-                         + (f", safety score {self.safety_score:.2f}"
-                            if self.category == "safety" or self.vetoed_target == "safety" else ""))
+            said = [f"{t} score {self._score(t):.2f}" for t in ("emergency", "safety")
+                    if t != self.vetoed_target and (t == "emergency" or self.category == "safety")]
+            parts += [", ".join(said)] if said else []
         if self.words:
             parts.append("words that weighed most: " + ", ".join(self.words))
         return "; ".join(parts)

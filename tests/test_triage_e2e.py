@@ -137,3 +137,30 @@ def test_a_less_urgent_message_never_lowers_the_priority(client, conn, shipped, 
     text(client, "also the sitter threatened me")  # safety: high < urgent
     run_jobs(conn)
     assert zendesk.all("ticket")[0]["priority"] == "urgent"
+
+
+def test_an_emergency_only_the_model_sees_is_urgent_with_the_score_and_words_on_the_note(
+        client, conn, shipped, zendesk, twilio, caplog):
+    text(client, "rattler got him on the snout, Biscuit is drooling")
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    assert ticket["priority"] == "urgent" and "hotline_emergency" in ticket["tags"]
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert "emergency score 0." in summary and "is at or above" in summary
+    words = summary.split("words that weighed most: ")[1].split("\n")[0].split(", ")
+    assert "rattler" in words and "biscuit" not in summary.lower()
+    assert any(m["to"] == ON_CALL for m in twilio.sent())
+    logged = json.dumps([r.__dict__ for r in caplog.records], default=str)
+    assert "snout" not in logged and "Biscuit" not in logged  # no customer words in the logs
+
+
+def test_a_lone_keyword_the_model_vetoes_opens_a_normal_ticket_saying_so(client, conn, shipped, zendesk, twilio):
+    text(client, "lily bouquet ok?")
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    assert ticket["priority"] == "normal" and "hotline_general" in ticket["tags"]
+    summary = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]][0]
+    assert 'rule "poison" matched "lily" but was vetoed: emergency score' in summary
+    assert not any(m["to"] == ON_CALL for m in twilio.sent())
