@@ -176,7 +176,7 @@ def combine(hits: list[Hit], scores: dict | None, thresholds: dict, default: str
         later = triage_model.TARGETS[triage_model.TARGETS.index(target) + 1:]
         first = next((h for h in hits if h.rule.category not in later), None)
         first = first if first and first.rule.category == target else None
-        if first and p >= t["low"]:
+        if first and (first.rule.never_vetoed or p >= t["low"]):
             return Choice(target, first, "rule", **veto)
         if first and not veto:
             veto = {"vetoed": first, "vetoed_target": target, "veto_threshold": t["low"]}

@@ -125,6 +125,7 @@ def scores(emergency, safety=0.0):
     ([Hit(CLAIM, "bill")], 0.9, 0, "emergency", "model", None),
     # A safety rule placed before an emergency rule does not mask it.
     ([Hit(SAFETY, "drunk"), Hit(INJURY, "bleeding")], 0.5, 0.9, "emergency", "rule", None),
+    ([Hit(SAFETY, "drunk"), Hit(NOT_BREATHING, "not breathing")], 0.01, 0.9, "emergency", "rule", None),
     ([Hit(SAFETY, "drunk")], 0.1, 0.05, "general", "default", "drunk"),
     ([Hit(SAFETY, "drunk")], 0.1, 0.3, "safety", "rule", None),
     ([Hit(CLAIM, "bill")], 0.1, 0.6, "safety", "model", None),
