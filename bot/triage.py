@@ -199,13 +199,12 @@ class Triage:
         """Every rule that matches the normalised text, in the settings' order."""
         out = []
         for rule in self.rules:
-            if _first(norm, rule.unless, rule.negatable):
+            found = _first(norm, rule.any, rule.negatable)
+            if not found or _first(norm, rule.unless, rule.negatable):
                 continue
             if rule.also and not _first(norm, rule.also, rule.negatable):
                 continue
-            found = _first(norm, rule.any, rule.negatable)
-            if found:
-                out.append(Hit(rule, found))
+            out.append(Hit(rule, found))
         return out
 
     def decide(self, text: str) -> Decision:
