@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, keys, keywords, reconcile
+from bot import enrichment, keys, keywords, metrics, reconcile, tracing
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -421,6 +421,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     user_id, created_user = resolve_requester(rt, conv_id, phone, conv, first.sender_name)
     batch_ids = [m.event_id for m in messages]
     batch_id = first.event_id
+    tracing.set_event(batch_id)  # the desk write, its log lines and the jobs it queues
 
     decision = enrichment.decide(rt, messages)
     words = " ".join(m.body or "" for m in messages if m.kind_of in ("text", "transcription", "email"))
@@ -503,9 +504,10 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         pipe.hincrby(conv_map, "tickets_opened", 1)
         pipe.hset(conv_map, "location", json.dumps(first.location or {}))
     pipe.execute()
+    metrics.inbound_to_desk(conn, [time.time() - m.received_at for m in messages])
     log.info("conversation.written", extra={
         "conv": conv_id, "ticket": result.ticket.id, "events": len(batch),
-        "new_ticket": result.created, "from": mask(phone)})
+        "event_ids": batch_ids, "new_ticket": result.created, "from": mask(phone)})
     from bot import jobs
 
     jobs.enqueue_after_write(rt, conv_id, result.ticket.id, {

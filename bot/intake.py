@@ -23,9 +23,9 @@ from enum import Enum
 from pathlib import Path
 
 import redis
-from rq import Queue, Retry
+from rq import Retry
 
-from bot import keys, spool
+from bot import keys, spool, tracing
 from bot.redisconn import UNAVAILABLE
 
 log = logging.getLogger("hotline.intake")
@@ -59,7 +59,7 @@ class Outcome(str, Enum):
 
 def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str) -> None:
     """Ask a worker to bring conversation `conv_id` up to date in Zendesk."""
-    Queue(queue_name, connection=conn).enqueue(
+    tracing.Queue(queue_name, connection=conn).enqueue(
         JOB, conv_id, job_timeout=300, result_ttl=600, failure_ttl=30 * 24 * 3600,
         description=f"process_conversation({conv_id})")
 
@@ -97,7 +97,7 @@ return 0
 def _queue_job(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
     if not conn.eval(_CLAIM, 1, keys.seen(event["dedupe_key"]), event["event_id"], keys.SEEN_TTL):
         return Outcome.DUPLICATE
-    Queue(queue_name, connection=conn).enqueue(
+    tracing.Queue(queue_name, connection=conn).enqueue(
         event["job"], *event["args"], job_timeout=300, result_ttl=600,
         failure_ttl=30 * 24 * 3600, retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
         description=f"{event['job'].rsplit('.', 1)[-1]}{tuple(event['args'])}")
@@ -105,13 +105,13 @@ def _queue_job(conn: redis.Redis, queue_name: str, event: dict) -> Outcome:
 
 
 def accept_job(conn: redis.Redis, queue_name: str, spool_dir: Path, dedupe_key: str,
-               job: str, *args) -> Outcome:
+               job: str, *args, event_id: str | None = None) -> Outcome:
     """Claim `dedupe_key` once and enqueue `job(*args)`; spool it when Redis cannot.
 
     For events that are a hint to re-read state (Zendesk events, delivery
     reports): `args` are ids and codes, never personal data.
     """
-    event = {"kind": "job", "event_id": uuid.uuid4().hex, "dedupe_key": dedupe_key,
+    event = {"kind": "job", "event_id": event_id or uuid.uuid4().hex, "dedupe_key": dedupe_key,
              "received_at": time.time(), "job": job, "args": list(args)}
     return _take(conn, queue_name, spool_dir, event)
 
@@ -157,11 +157,14 @@ def drain_spool(conn: redis.Redis, queue_name: str, spool_dir: Path) -> int:
         event = spool.read(path)
         if event is None:
             continue
+        token = tracing.set_event(event["event_id"])  # its jobs carry its id
         try:
             forward = _queue_job if event.get("kind") == "job" else _queue
             outcome = forward(conn, queue_name, event)
         except UNAVAILABLE:
             break
+        finally:
+            tracing.reset(token)
         path.unlink(missing_ok=True)
         sent += 1
         log.info("intake.unspooled", extra={"event_id": event["event_id"],

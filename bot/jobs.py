@@ -9,9 +9,10 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
-from rq import Queue, Retry
+from rq import Retry
 
 from bot import agent_replies, calls, conversations, delivery, enrichment, keys, reconcile, runtime
+from bot.tracing import Queue, job
 from bot.desk import NewComment
 from bot.errors import PermanentError, TransientError
 
@@ -27,6 +28,7 @@ def _queue(rt) -> Queue:
     return Queue(rt.config.queue_name, connection=rt.redis)
 
 
+@job
 def process_conversation(conv_id: str, attempt: int = 0) -> int:
     """Write a conversation's pending events to the desk (see `bot.conversations`)."""
     rt = runtime.get()
@@ -51,6 +53,7 @@ def enqueue_after_write(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
                        description=f"after_write({conv_id}, {ticket_id})")
 
 
+@job
 def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
     """Notes, alerts and replies a written batch calls for (see `bot.enrichment.followups`)."""
     enrichment.followups(runtime.get(), conv_id, ticket_id, facts)
@@ -84,6 +87,7 @@ def enqueue_template(rt, conv_id: str, ticket_id: int, template: str, intent: st
                        description=f"send_template({conv_id}, {template})")
 
 
+@job
 def send_template(conv_id: str, ticket_id: int, template: str, intent: str | None = None) -> str:
     """Text the conversation's customer a template, once for `intent`."""
     rt = runtime.get()
@@ -98,6 +102,7 @@ def send_template(conv_id: str, ticket_id: int, template: str, intent: str | Non
                               what=f"the automatic reply ({template})").value
 
 
+@job
 def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
     """Send the ticket's new agent replies and macro texts to the customer (see `bot.agent_replies`)."""
     rt = runtime.get()
@@ -115,6 +120,7 @@ def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
     return 0
 
 
+@job
 def delivery_status(sid: str, status: str, error_code: str | None = None) -> str:
     """Apply a Twilio delivery report to the message's record (and its ticket when it failed)."""
     return delivery.record_status(runtime.get(), sid, status, error_code)
@@ -133,6 +139,7 @@ def enqueue_recording(rt, ticket_id: int, recording: dict, attempt: int = 0, del
                            description=f"attach_recording({ticket_id}, {recording['sid']})")
 
 
+@job
 def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int = 0,
                      attempt: int = 0) -> str:
     """Download a voicemail's audio from Twilio and attach it to the ticket (once).
@@ -174,6 +181,7 @@ def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int
     return "attached"
 
 
+@job
 def call_ended(call_sid: str, attempt: int = 0) -> str:
     """A call ended: after a short wait for its other callbacks, leave its trace (`bot.calls`)."""
     rt = runtime.get()
@@ -209,6 +217,7 @@ def schedule_reconcile(conn, queue_name: str, settings, now: float | None = None
     return slot
 
 
+@job
 def reconcile_slot(slot: int) -> str:
     """The scheduled reconciliation for `slot` (epoch ms; see `bot.reconcile`): at most one
     run per slot, one at a time; a Twilio outage leaves the mark for the next slot."""

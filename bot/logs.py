@@ -1,21 +1,43 @@
-"""JSON log lines with stable keys (SPEC 11). Callers mask personal data before logging."""
+"""JSON log lines with stable keys (SPEC 11), through python-json-logger.
+
+One object a line: `ts`, `level`, `logger`, `event` (the message, a stable
+key such as `conversation.written`), `event_id` when the line is about an
+accepted event (see `bot.tracing`), and the call's `extra` fields. Callers
+mask personal data before logging.
+"""
 from __future__ import annotations
 
-import json
 import logging
 import sys
+from typing import IO
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+from pythonjsonlogger.json import JsonFormatter
+
+from bot import tracing
+
+FIELDS = {"asctime": "ts", "levelname": "level", "name": "logger", "message": "event",
+          "exc_info": "exc"}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
-               "logger": record.name, "event": record.getMessage()}
-        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+class EventIdFilter(logging.Filter):
+    """Adds the current event id to every record that does not name one itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "event_id", None) is None:
+            event_id = tracing.current()
+            if event_id:
+                record.event_id = event_id
+        return True
+
+
+def handler(stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing Hotline's JSON lines to `stream` (default stderr)."""
+    out = logging.StreamHandler(stream or sys.stderr)
+    out.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                   rename_fields=FIELDS, datefmt="%Y-%m-%dT%H:%M:%S",
+                                   json_ensure_ascii=False))
+    out.addFilter(EventIdFilter())
+    return out
 
 
 def setup(level: str = "INFO") -> None:
@@ -23,8 +45,6 @@ def setup(level: str = "INFO") -> None:
     logger = logging.getLogger("hotline")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
+    logger.addHandler(handler())
     logger.setLevel(level)
     logger.propagate = False

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bot import logs, redisconn
+from bot import logs, metrics, redisconn
 from bot.config import Config, load_dotenv_once
 from bot.desk import Desk
 from bot.phone import Phone
@@ -39,7 +39,8 @@ def make_desk(config: Config, conn: redis.Redis | None = None,
 
         budget = MinuteBudget(conn, settings.zendesk_requests_per_minute) if conn and settings else None
         return ZendeskDesk(config.zendesk_subdomain, config.zendesk_email,
-                           config.zendesk_api_token, timeout=config.http_timeout, budget=budget)
+                           config.zendesk_api_token, timeout=config.http_timeout, budget=budget,
+                           record=functools.partial(metrics.api_request, conn, "zendesk"))
     if config.local_mode:
         from bot.desk.local import LocalDesk
 
@@ -47,14 +48,15 @@ def make_desk(config: Config, conn: redis.Redis | None = None,
     raise ConfigurationError("no Zendesk credentials and not in local mode (HOTLINE_LOCAL_MODE=1)")
 
 
-def make_phone(config: Config) -> Phone:
+def make_phone(config: Config, conn: redis.Redis | None = None) -> Phone:
     if config.has_twilio:
         from bot.phone.twilio import TwilioPhone
 
         return TwilioPhone(config.twilio_account_sid, config.twilio_auth_token,
                            config.twilio_from_number, config.twilio_messaging_service_sid,
                            timeout=config.http_timeout,
-                           status_callback=config.public_base_url + "/twilio/sms/status")
+                           status_callback=config.public_base_url + "/twilio/sms/status",
+                           record=functools.partial(metrics.api_request, conn, "twilio"))
     if config.local_mode:
         from bot.phone.outbox import LocalOutbox
 
@@ -82,7 +84,7 @@ def build(config: Config | None = None) -> Runtime:
     config, settings, templates = load(config)
     conn = redisconn.connect(config.redis_url)
     return Runtime(config=config, settings=settings, redis=conn,
-                   desk=make_desk(config, conn, settings), phone=make_phone(config),
+                   desk=make_desk(config, conn, settings), phone=make_phone(config, conn),
                    templates=templates)
 
 

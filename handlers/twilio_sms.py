@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import intake, keys
+from bot import keys
 from bot.phone.twilio_inbound import message_from_form
 from bot.redisconn import UNAVAILABLE
-from handlers.common import accept, bad_request, state
+from handlers.common import accept, accept_job, bad_request, state
 from handlers.twilio_common import twiml, verified
 
 bp = Blueprint("twilio_sms", __name__)
@@ -37,13 +37,11 @@ def sms_status():
     status = (form.get("MessageStatus", "") or form.get("SmsStatus", "")).strip().lower()
     if not sid or not status:
         return bad_request("missing MessageSid or MessageStatus")
-    st = state()
     try:
-        known = st.redis.exists(keys.message(sid))
+        known = state().redis.exists(keys.message(sid))
     except UNAVAILABLE:  # Redis away: accept (spool) and let the job decide
         known = True
     if known:
-        intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
-                          f"twilio:status:{sid}:{status}", "bot.jobs.delivery_status",
-                          sid, status, form.get("ErrorCode", "").strip() or None)
+        accept_job(f"twilio:status:{sid}:{status}", "bot.jobs.delivery_status",
+                   sid, status, form.get("ErrorCode", "").strip() or None)
     return Response(status=204)

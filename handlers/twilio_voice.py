@@ -26,12 +26,12 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, request
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from bot import intake, keys
+from bot import keys
 from bot.events import InboundMessage
 from bot.phones import to_e164
 from bot.redact import redact
 from bot.redisconn import UNAVAILABLE
-from handlers.common import accept, bad_request, state
+from handlers.common import accept, accept_job, bad_request, state
 from handlers.twilio_common import twiml, verified
 
 log = logging.getLogger("hotline.voice")
@@ -274,7 +274,5 @@ def call_status(sid):
     if caller:
         fields["caller"] = caller
     _remember(sid, **fields)
-    st = state()
-    intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
-                      f"twilio:callstatus:{sid}:{status}", "bot.jobs.call_ended", sid)
+    accept_job(f"twilio:callstatus:{sid}:{status}", "bot.jobs.call_ended", sid)
     return Response(status=204)

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
 
-from bot import intake, keys
+from bot import keys
 from bot.redisconn import UNAVAILABLE
-from handlers.common import bad_request, state
+from handlers.common import accept_job, bad_request, state
 
 log = logging.getLogger("hotline.zendesk")
 bp = Blueprint("zendesk", __name__)
@@ -97,6 +97,5 @@ def events():
     event_id = payload.get("id") if is_event else None
     event_id = event_id or request.headers.get("X-Zendesk-Webhook-Invocation-Id") \
         or hashlib.sha256(timestamp.encode() + body).hexdigest()
-    outcome = intake.accept_job(st.redis, st.config.queue_name, st.config.spool_dir,
-                                f"zendesk:event:{event_id}", SYNC_JOB, ticket_id)
+    outcome = accept_job(f"zendesk:event:{event_id}", SYNC_JOB, ticket_id)
     return jsonify(status=outcome.value, ticket_id=ticket_id)

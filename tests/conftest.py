@@ -94,6 +94,11 @@ def conn(redis_server):
     client.close()
 
 
+def stored(conn, pattern: str = "*") -> list[bytes]:
+    """The keys matching `pattern`, less the metrics' own counts (a refused request is counted)."""
+    return sorted(k for k in conn.keys(pattern) if not k.startswith(b"hotline:metrics:"))
+
+
 def test_settings(tmp_path: Path, **conversations) -> Path:
     """The shipped settings, with the burst-coalescing wait off unless asked for."""
     import yaml

@@ -7,7 +7,7 @@ from flask import Flask
 
 from handlers.common import WebState
 from handlers.twilio_common import verified
-from tests.conftest import FIXTURES, post_twilio, sms
+from tests.conftest import FIXTURES, post_twilio, sms, stored
 
 VECTORS = json.loads((FIXTURES / "twilio" / "request_validator_vectors.json").read_text())
 
@@ -89,7 +89,7 @@ def test_missing_or_forged_signature_is_403_and_nothing_written(client, conn, co
     headers = {} if signature is None else {"X-Twilio-Signature": signature}
     resp = client.post("/twilio/sms", data=params, headers=headers)
     assert resp.status_code == 403
-    assert conn.dbsize() == 0
+    assert not stored(conn)
     assert not config.spool_dir.exists() or not list(config.spool_dir.iterdir())
 
 
@@ -99,7 +99,7 @@ def test_signature_with_another_token_is_403(client, conn):
 
     resp = post_twilio(client, "/twilio/sms", params,
                        signature=sign(BASE_URL + "/twilio/sms", params, token="someone-else"))
-    assert resp.status_code == 403 and conn.dbsize() == 0
+    assert resp.status_code == 403 and not stored(conn)
 
 
 def test_no_auth_token_configured_refuses_everything(config, conn):
@@ -113,4 +113,4 @@ def test_no_auth_token_configured_refuses_everything(config, conn):
 
     resp = client.post("/twilio/sms", data=params,
                        headers={"X-Twilio-Signature": sign(BASE_URL + "/twilio/sms", params, token="")})
-    assert resp.status_code == 403 and conn.dbsize() == 0
+    assert resp.status_code == 403 and not stored(conn)

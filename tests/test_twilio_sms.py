@@ -4,7 +4,7 @@ from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 from bot import keys
-from tests.conftest import load_form, post_twilio, sms
+from tests.conftest import load_form, post_twilio, sms, stored
 
 
 def fixture_params(name: str) -> dict:
@@ -52,14 +52,14 @@ def test_real_inbound_mms_carries_its_media(client, conn):
 def test_repeated_message_sid_changes_nothing(client, conn):
     params = fixture_params("twilio/inbound_sms.form.txt")
     first = post_twilio(client, "/twilio/sms", params)
-    before = {k: conn.type(k) for k in conn.keys("hotline:*")}
+    before = {k: conn.type(k) for k in stored(conn, "hotline:*")}
     second = post_twilio(client, "/twilio/sms", params)
 
     assert first.status_code == second.status_code == 200
     assert second.data == first.data
     assert len(pending_events(conn)) == 1
     assert conn.llen("rq:queue:hotline") == 1
-    assert {k: conn.type(k) for k in conn.keys("hotline:*")} == before
+    assert {k: conn.type(k) for k in stored(conn, "hotline:*")} == before
 
 
 def test_missing_from_or_message_sid_is_400_with_reason(client, conn):
@@ -92,7 +92,7 @@ def test_body_over_64_kb_is_413_and_nothing_written(client, conn):
     resp = post_twilio(client, "/twilio/sms", params)
     assert resp.status_code == 413
     assert resp.json["reason"] == "body over 65536 bytes (HOTLINE_MAX_BODY_BYTES)"
-    assert conn.keys("hotline:*") == []
+    assert stored(conn, "hotline:*") == []
 
 
 def test_empty_body_text_is_still_a_message(client, conn):

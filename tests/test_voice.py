@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 import pytest
 
 from bot import keys, runtime
-from tests.conftest import BASE_URL, load_form, post_twilio, run_jobs
+from tests.conftest import BASE_URL, load_form, post_twilio, run_jobs, stored
 from tests.twilio_mock import ACCOUNT
 
 CALLER = "+14164600203"  # from the captured payload
@@ -248,7 +248,7 @@ def test_missing_call_sid_is_400_and_forged_is_403(voice, conn):
     resp = post_twilio(voice, "/twilio/voice", form)
     assert resp.status_code == 400 and "CallSid" in resp.json["reason"]
     forged = voice.post("/twilio/voice", data=call_form(), headers={"X-Twilio-Signature": "forged"})
-    assert forged.status_code == 403 and conn.dbsize() == 0
+    assert forged.status_code == 403 and not stored(conn)
 
 
 def test_call_status_arriving_before_the_voicemail_still_means_a_voicemail(voice, conn, zendesk, twilio, mocked):

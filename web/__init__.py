@@ -6,10 +6,11 @@ import threading
 
 from flask import Flask, g, jsonify, request
 
-from bot import intake, jobs, redisconn, runtime
+from bot import intake, jobs, metrics, redisconn, runtime
 from bot.config import Config
 from bot.redisconn import UNAVAILABLE
 from handlers import BLUEPRINTS
+from handlers import common
 from handlers.common import WebState
 
 log = logging.getLogger("hotline.web")
@@ -26,6 +27,9 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
         settings=settings, templates=templates)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    app.before_request(common.begin_request)
+    app.after_request(common.observe)
+    app.teardown_request(common.end_request)
     if config.local_mode:
         from web import local
 
@@ -52,6 +56,7 @@ def maintenance_pass(state: WebState) -> None:
     intake.drain_spool(state.redis, state.config.queue_name, state.config.spool_dir)
     intake.sweep_stale(state.redis, state.config.queue_name)
     jobs.schedule_reconcile(state.redis, state.config.queue_name, state.settings)
+    metrics.flush(state.redis)
 
 
 def start_maintenance(app: Flask) -> threading.Event:

@@ -14,8 +14,10 @@ import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket as ZTicket, User
 
+from bot import tracing
 from bot.desk import Attachment, DeskComment, NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
+from bot.metrics import api_outcome
 
 log = logging.getLogger("hotline.zendesk")
 
@@ -57,13 +59,20 @@ class ZendeskDesk:
     """`bot.desk.Desk` over the Zendesk API."""
 
     def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0,
-                 budget=None):
+                 budget=None, record=None):
+        """`record(outcome)`, when given, is told of every HTTP call: `ok`,
+        `rate_limited` or `error` (see `bot.metrics.api_request`)."""
         self.subdomain = subdomain
+        self.record = record or (lambda outcome: None)
         session = requests.Session()
+        session.hooks["response"].append(self._count)
         session.hooks["response"].append(_raise_for_status)
         self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
                             timeout=timeout, disable_cache=True)
         self.budget = budget
+
+    def _count(self, response: requests.Response, *args, **kwargs) -> None:
+        self.record(api_outcome(response.status_code))
 
     def _do(self, fn, *args, write: bool = False, **kwargs):
         """Run one zenpy call, mapping network failures to TransientError."""
@@ -72,10 +81,12 @@ class ZendeskDesk:
         try:
             return fn(*args, **kwargs)
         except requests.ConnectionError as exc:
+            self.record("error")  # no answer at all: the response hook never ran
             if isinstance(exc, requests.ConnectTimeout):
                 raise TransientError("zendesk unreachable") from exc
             raise TransientError("zendesk connection failed", unknown_outcome=write) from exc
         except requests.Timeout as exc:
+            self.record("error")
             raise TransientError("zendesk timed out", unknown_outcome=write) from exc
 
     def find_user_by_phone(self, phone: str) -> int | None:
@@ -126,6 +137,8 @@ class ZendeskDesk:
             fields["group_id"] = ticket.group_id
         if ticket.custom_fields:
             fields["custom_fields"] = [{"id": k, "value": v} for k, v in ticket.custom_fields.items()]
+        if tracing.current():
+            fields["metadata"] = {"hotline_event": tracing.current()}
         audit = self._do(self.client.tickets.create, ZTicket(**fields), write=True)
         return _ticket(audit.ticket)
 
@@ -146,8 +159,11 @@ class ZendeskDesk:
         if updated_stamp:
             fields["safe_update"] = True
             fields["updated_stamp"] = updated_stamp
-        if batch_id:
-            fields["metadata"] = {"hotline_batch": batch_id}
+        # The audit's metadata says which batch (unknown-outcome checks) and which
+        # event (the logs' `event_id`) this write was for.
+        metadata = {"hotline_batch": batch_id, "hotline_event": tracing.current()}
+        if any(metadata.values()):
+            fields["metadata"] = {k: v for k, v in metadata.items() if v}
         audit = self._do(self.client.tickets.update, ZTicket(**fields), write=True)
         return _ticket(audit.ticket)
 

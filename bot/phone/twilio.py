@@ -11,7 +11,25 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from bot.errors import PermanentError, TransientError
+from bot.metrics import api_outcome
 from bot.phone import MediaFile, read_limited
+
+
+class CountingHttpClient(TwilioHttpClient):
+    """twilio-python's HTTP client, telling `record(outcome)` of every call it makes."""
+
+    def __init__(self, record, **kwargs):
+        super().__init__(**kwargs)
+        self.record = record
+
+    def request(self, *args, **kwargs):
+        try:
+            response = super().request(*args, **kwargs)
+        except requests.RequestException:
+            self.record("error")
+            raise
+        self.record(api_outcome(response.status_code))
+        return response
 
 
 class TwilioPhone:
@@ -19,13 +37,16 @@ class TwilioPhone:
 
     def __init__(self, account_sid: str, auth_token: str, from_number: str = "",
                  messaging_service_sid: str = "", timeout: float = 10.0,
-                 status_callback: str | None = None):
+                 status_callback: str | None = None, record=None):
+        """`record(outcome)`, when given, is told of every HTTP call: `ok`,
+        `rate_limited` or `error` (see `bot.metrics.api_request`)."""
+        self.record = record or (lambda outcome: None)
         self.account_sid, self.auth_token = account_sid, auth_token
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.timeout = timeout
         self.status_callback = status_callback
         self.client = Client(account_sid, auth_token,
-                             http_client=TwilioHttpClient(timeout=timeout))
+                             http_client=CountingHttpClient(self.record, timeout=timeout))
 
     def send_sms(self, to: str, body: str) -> str:
         kwargs = {"to": to, "body": body}
@@ -52,6 +73,7 @@ class TwilioPhone:
         try:
             with requests.get(url, auth=(self.account_sid, self.auth_token),
                               timeout=self.timeout, stream=True) as resp:
+                self.record(api_outcome(resp.status_code))
                 if resp.status_code == 429 or resp.status_code >= 500:
                     raise TransientError(f"twilio media {resp.status_code}", status=resp.status_code)
                 if resp.status_code >= 400:
@@ -59,6 +81,7 @@ class TwilioPhone:
                 content = read_limited(resp, max_bytes)
                 ctype = resp.headers.get("Content-Type", "application/octet-stream")
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self.record("error")
             raise TransientError("twilio media download failed") from exc
         return MediaFile(content=content, content_type=ctype.split(";")[0].strip().lower())
 
