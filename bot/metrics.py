@@ -23,6 +23,7 @@ import redis
 from prometheus_client.core import (CollectorRegistry, CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.utils import floatToGoString
 from rq import Queue
 
 from bot import keys, spool
@@ -91,6 +92,12 @@ def flush(conn: redis.Redis) -> None:
     """Send what an outage kept in this process (the web tier's maintenance pass calls it)."""
     if _unsent:
         _write(conn, {})
+
+
+def forget_unsent() -> None:
+    """Drop what this process still holds for Redis (tests start from a clean slate)."""
+    with _unsent_lock:
+        _unsent.clear()
 
 
 def _check(name: str, labels: tuple) -> None:
@@ -207,7 +214,7 @@ class RedisCollector:
                     running, cumulative = 0.0, []
                     for i, bound in enumerate(list(buckets) + [float("inf")]):
                         running += parts.get(f"b{i}", 0.0)
-                        cumulative.append(("+Inf" if bound == float("inf") else str(bound), running))
+                        cumulative.append((floatToGoString(bound), running))
                     family.add_metric(labels.split(SEP) if label_names else [], cumulative,
                                       parts.get("sum", 0.0))
             out.append(family)
