@@ -252,7 +252,7 @@ def build_requests(n: int, base_url: str, token: str, seed: int = 1,
     """`n` signed Twilio SMS webhooks: (urlencoded body, headers)."""
     from twilio.request_validator import RequestValidator
 
-    from web.cli import twilio_sms_params
+    from web.simulate import twilio_sms_params
 
     validator = RequestValidator(token)
     url = base_url + PATH

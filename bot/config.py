@@ -143,17 +143,3 @@ class Config:
     def has_twilio(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token
                     and (self.twilio_from_number or self.twilio_messaging_service_sid))
-
-    def problems(self) -> list[str]:
-        """What keeps this configuration from running outside local mode."""
-        if self.local_mode:
-            return []
-        out = []
-        if not self.has_zendesk:
-            out.append("Zendesk credentials missing: ZENDESK_SUBDOMAIN, ZENDESK_EMAIL, ZENDESK_API_TOKEN")
-        if not self.has_twilio:
-            out.append("Twilio credentials missing: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
-                       "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        if not self.public_base_url.startswith("https://"):
-            out.append("PUBLIC_BASE_URL should be the https:// URL Twilio and Zendesk call")
-        return out

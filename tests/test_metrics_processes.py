@@ -13,7 +13,7 @@ from bot.config import ROOT
 from tests import conftest
 from tests.conftest import free_port, wait_for
 from tests.test_metrics import samples
-from web.cli import post_signed, twilio_sms_params
+from web.simulate import post_signed, twilio_sms_params
 
 TOKEN = "process-test-twilio-token"
 BIN = Path(sys.executable).parent

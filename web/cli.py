@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import sys
-import uuid
 
 import click
-import requests
 from flask import current_app
 from flask.cli import AppGroup
 from rq import Queue
 from rq.registry import FailedJobRegistry
-from twilio.request_validator import RequestValidator
 
-from bot import intake, keys, redisconn
-from bot.redisconn import UNAVAILABLE
+from bot import intake, keys, redisconn, runtime
 from bot.replies import TemplateProblem, Templates
 from bot.settings import SettingsError, load_settings
+from web import checks
+from web import simulate as simulation
 
 
 def _config():
@@ -36,75 +34,116 @@ def simulate():
     """Send a correctly signed webhook to a running Hotline."""
 
 
-def twilio_sms_params(sender: str, to: str, text: str, account_sid: str,
-                      media: tuple[str, ...] = ()) -> dict:
-    """The form Twilio posts for an inbound text (field names as in a real capture)."""
-    sid = ("MM" if media else "SM") + uuid.uuid4().hex
-    params = {
-        "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": str(len(media)),
-        "ToCity": "SAN FRANCISCO", "FromZip": "94103", "SmsSid": sid, "FromState": "CA",
-        "SmsStatus": "received", "FromCity": "SAN FRANCISCO", "Body": text, "FromCountry": "US",
-        "To": to, "ToZip": "94103", "NumSegments": "1", "MessageSid": sid,
-        "AccountSid": account_sid, "From": sender, "ApiVersion": "2010-04-01",
-    }
-    for i, url in enumerate(media):
-        params[f"MediaUrl{i}"] = url
-        params[f"MediaContentType{i}"] = "image/jpeg"
-    return params
+def _twilio_token(cfg) -> str:
+    if not cfg.twilio_auth_token:
+        raise click.ClickException("TWILIO_AUTH_TOKEN is not set (or run in local mode)")
+    return cfg.twilio_auth_token
 
 
-def post_signed(base_url: str, path: str, params: dict, token: str,
-                target: str | None = None) -> requests.Response:
-    """POST `params` to `target` (default `base_url`) signed as Twilio would for base_url+path."""
-    url = base_url.rstrip("/") + path
-    signature = RequestValidator(token).compute_signature(url, params)
-    return requests.post((target or base_url).rstrip("/") + path, data=params,
-                         headers={"X-Twilio-Signature": signature}, timeout=10)
+def _sent(post):
+    """Run a simulated post; nothing listening is one clear sentence, not a traceback."""
+    try:
+        return post()
+    except simulation.NotListening as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+TARGET = click.option("--target", default=None,
+                      help="Where to post, when it is not PUBLIC_BASE_URL (e.g. behind a tunnel).")
 
 
 @simulate.command("sms")
 @click.option("--from", "sender", required=True, help="The customer's number, E.164.")
 @click.option("--to", "to", default=None, help="Hotline's number (default TWILIO_FROM_NUMBER).")
 @click.option("--media", multiple=True, help="A media URL, as an MMS would carry.")
-@click.option("--target", default=None,
-              help="Where to post, when it is not PUBLIC_BASE_URL (e.g. behind a tunnel).")
+@TARGET
 @click.argument("text")
 def simulate_sms(sender, to, media, target, text):
     """Text TEXT to Hotline as if from --from."""
     cfg = _config()
-    if not cfg.twilio_auth_token:
-        raise click.ClickException("TWILIO_AUTH_TOKEN is not set (or run in local mode)")
-    params = twilio_sms_params(sender, to or cfg.twilio_from_number or "+15005550006", text,
-                               cfg.twilio_account_sid or "AC" + "0" * 32, tuple(media))
+    params = simulation.twilio_sms_params(sender, to or cfg.twilio_from_number or "+15005550006",
+                                          text, cfg.twilio_account_sid or "AC" + "0" * 32,
+                                          tuple(media))
+    resp = _sent(lambda: simulation.post_signed(cfg.public_base_url, "/twilio/sms", params,
+                                                _twilio_token(cfg), target))
+    click.echo(f"{resp.status_code} {resp.text.strip()}")
+    sys.exit(0 if resp.ok else 1)
+
+
+@simulate.command("call")
+@click.option("--from", "sender", required=True, help="The caller's number, E.164.")
+@click.option("--to", "to", default=None, help="Hotline's number (default TWILIO_FROM_NUMBER).")
+@click.option("--press", default="3", show_default=True,
+              help="The menu key the caller presses (1 emergency, 2 claim, 3 other).")
+@click.option("--seconds", default=12, show_default=True, help="Length of the voicemail.")
+@TARGET
+@click.argument("words", default="Hi, this is a simulated voicemail. Please call me back.")
+def simulate_call(sender, to, press, seconds, target, words):
+    """Call Hotline as if from --from: ring, press a key, leave WORDS as a voicemail.
+
+    Follows the TwiML Hotline answers with (its action URLs), then sends the
+    recording, its transcription and the call's end as Twilio would.
+    """
+    cfg = _config()
+    call = simulation.Call(cfg.public_base_url, _twilio_token(cfg), sender,
+                           to or cfg.twilio_from_number or "+15005550006",
+                           cfg.twilio_account_sid or "AC" + "0" * 32, press, words, seconds, target)
     try:
-        resp = post_signed(cfg.public_base_url, "/twilio/sms", params, cfg.twilio_auth_token,
-                           target)
-    except requests.RequestException as exc:
-        raise click.ClickException(f"could not reach Hotline: {exc}") from None
+        steps = _sent(call.run)
+    except simulation.CallFailed as exc:
+        steps = exc.steps
+    for step in steps:
+        click.echo(step.line())
+    sys.exit(0 if all(200 <= s.status < 300 for s in steps) else 1)
+
+
+@simulate.command("email")
+@click.option("--from", "sender", required=True, help="The customer's address.")
+@click.option("--name", default="Simulated Customer", show_default=True, help="Their display name.")
+@click.option("--to", "to", default="support@hotline.example.com", show_default=True,
+              help="The address the email was sent to.")
+@click.option("--subject", default="Question about my booking", show_default=True)
+@TARGET
+@click.argument("text")
+def simulate_email(sender, name, to, subject, target, text):
+    """Email TEXT to Hotline as SendGrid's Inbound Parse would post it."""
+    cfg = _config()
+    auth = (cfg.sendgrid_inbound_user, cfg.sendgrid_inbound_password) \
+        if cfg.sendgrid_inbound_user and cfg.sendgrid_inbound_password else None
+    if auth is None and not cfg.local_mode:
+        raise click.ClickException("SENDGRID_INBOUND_USER and SENDGRID_INBOUND_PASSWORD are not set")
+    fields = simulation.email_fields(sender, name, to, subject, text)
+    resp = _sent(lambda: simulation.post_email(cfg.public_base_url, fields, auth, target))
     click.echo(f"{resp.status_code} {resp.text.strip()}")
     sys.exit(0 if resp.ok else 1)
 
 
 @hotline.command("check")
 def check():
-    """Check configuration, settings, templates and Redis."""
+    """Say which mode, Redis, desk and phone Hotline uses, and prove each credential."""
     cfg = _config()
-    problems = list(cfg.problems())
+    lines = [checks.mode(cfg), checks.redis_line(cfg)]
     try:
         load_settings(cfg.settings_path)
+        lines.append(checks.Line(True, f"settings {cfg.settings_path}"))
     except SettingsError as exc:
-        problems.append(str(exc))
+        lines.append(checks.Line(False, f"settings {exc}"))
     try:
         Templates(cfg.templates_dir).check()
+        lines.append(checks.Line(True, f"templates {cfg.templates_dir}"))
     except TemplateProblem as exc:
-        problems.append(str(exc))
-    try:
-        _redis().ping()
-    except UNAVAILABLE as exc:
-        problems.append(f"Redis at REDIS_URL does not answer ({type(exc).__name__})")
-    for p in problems:
-        click.echo(f"problem: {p}")
-    click.echo("ok" if not problems else f"{len(problems)} problem(s)")
+        lines.append(checks.Line(False, f"templates {exc}"))
+    desk = runtime.make_desk(cfg) if cfg.has_zendesk else None
+    lines += checks.desk_lines(cfg, desk)
+    phone = runtime.make_phone(cfg) if cfg.has_twilio else None
+    lines += checks.phone_lines(cfg, phone.client if phone else None)
+    if not cfg.local_mode and not cfg.public_base_url.startswith("https://"):
+        lines.append(checks.Line(False, "url      PUBLIC_BASE_URL should be the https:// URL "
+                                        "Twilio and Zendesk call"))
+    for line in lines:
+        click.echo(str(line))
+    problems = sum(not line.ok for line in lines)
+    click.echo("all good" if not problems else f"{problems} problem(s)")
     sys.exit(1 if problems else 0)
 
 
@@ -153,8 +192,11 @@ def failed_list():
         reason = (job_obj.latest_result().exc_string or "").strip().splitlines()[-1:] if job_obj \
             and job_obj.latest_result() else [""]
         click.echo(f"job {job} {job_obj.description if job_obj else ''} {reason[0] if reason else ''}")
-    for conv in sorted(m.decode() for m in conn.smembers(keys.DEAD_INDEX)):
+    convs = sorted(m.decode() for m in conn.smembers(keys.DEAD_INDEX))
+    for conv in convs:
         click.echo(f"conversation {conv}: {conn.zcard(keys.dead(conv))} event(s) set aside")
+    if not registry.count and not convs:
+        click.echo(f"nothing failed: no failed jobs in queue {cfg.queue_name} and no events set aside")
 
 
 @failed.command("requeue")

@@ -208,6 +208,11 @@ class ZendeskDesk:
     def me(self) -> int:
         return int(self._do(self.client.users.me).id)
 
+    def api_user(self) -> dict:
+        """The API user's id (None: Zendesk took the call as anonymous) and role."""
+        user = self._do(self.client.users.me)
+        return {"id": getattr(user, "id", None), "role": getattr(user, "role", None)}
+
     def upload(self, filename: str, content: bytes, content_type: str) -> str:
         upload = self._do(self.client.attachments.upload, io.BytesIO(content),
                           target_name=filename, content_type=content_type, write=True)
