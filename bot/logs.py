@@ -11,12 +11,20 @@ import logging
 import sys
 from typing import IO
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger import json as jsonlogger
 
 from bot import tracing
 
 FIELDS = {"asctime": "ts", "levelname": "level", "name": "logger", "message": "event",
           "exc_info": "exc"}
+
+
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """python-json-logger's formatter with Hotline's keys."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields=FIELDS,
+                         datefmt="%Y-%m-%dT%H:%M:%S", json_ensure_ascii=False)
 
 
 class EventIdFilter(logging.Filter):
@@ -33,9 +41,7 @@ class EventIdFilter(logging.Filter):
 def handler(stream: IO[str] | None = None) -> logging.Handler:
     """A handler writing Hotline's JSON lines to `stream` (default stderr)."""
     out = logging.StreamHandler(stream or sys.stderr)
-    out.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                   rename_fields=FIELDS, datefmt="%Y-%m-%dT%H:%M:%S",
-                                   json_ensure_ascii=False))
+    out.setFormatter(JsonFormatter())
     out.addFilter(EventIdFilter())
     return out
 

@@ -1,43 +1,20 @@
 """`flask hotline simulate call|email` against a running service, `check` proving the
 credentials (Zendesk and Twilio over `responses`), and commands that say what they did."""
 import dataclasses
-import threading
 
-import pytest
 import responses
-from werkzeug.serving import make_server
 
-from bot import runtime
-from bot.config import LOCAL_TWILIO_TOKEN
 from bot.desk.local import LocalDesk
 from tests import twilio_mock, zendesk_mock
 from tests.conftest import free_port, run_jobs
+from tests.test_local_mode import local  # noqa: F401 -- the service on a real loopback port
 
 CALLER = "+15551230007"
 
 
-@pytest.fixture
-def served(config, conn, tmp_path, monkeypatch):
-    """A local-mode service on a real loopback port (SendGrid credentials set), and its worker."""
-    from web import create_app
-
-    port = free_port()
-    cfg = dataclasses.replace(
-        config, local_mode=True, twilio_account_sid="", twilio_auth_token=LOCAL_TWILIO_TOKEN,
-        twilio_from_number="", zendesk_subdomain="", zendesk_email="", zendesk_api_token="",
-        sendgrid_inbound_user="parse", sendgrid_inbound_password="local-secret",
-        public_base_url=f"http://127.0.0.1:{port}")
-    app = create_app(cfg, maintenance=False)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    built = runtime.build(cfg)
-    monkeypatch.setattr(runtime, "get", lambda: built)
-    yield app, LocalDesk(cfg.local_db)
-    server.shutdown()
-
-
-def test_simulated_call_leaves_a_voicemail_and_its_transcription(served, conn):
-    app, desk = served
+def test_simulated_call_leaves_a_voicemail_and_its_transcription(local, conn):
+    app, built = local
+    desk = LocalDesk(built.config.local_db)
     result = app.test_cli_runner().invoke(args=[
         "hotline", "simulate", "call", "--from", CALLER, "--press", "2",
         "my claim number is missing"])
@@ -56,8 +33,9 @@ def test_simulated_call_leaves_a_voicemail_and_its_transcription(served, conn):
     assert "Voicemail transcription: my claim number is missing" in bodies
 
 
-def test_simulated_email_becomes_a_ticket(served, conn):
-    app, desk = served
+def test_simulated_email_becomes_a_ticket(local, conn):
+    app, built = local
+    desk = LocalDesk(built.config.local_db)
     result = app.test_cli_runner().invoke(args=[
         "hotline", "simulate", "email", "--from", "pat@example.com", "--subject", "Lost dog",
         "Our sitter lost Rex at the park."])
@@ -70,10 +48,10 @@ def test_simulated_email_becomes_a_ticket(served, conn):
     assert desk.comment_rows(ticket["id"])[0]["body"] == "Our sitter lost Rex at the park."
 
 
-def test_simulated_email_with_a_wrong_password_is_refused(served, conn):
+def test_simulated_email_with_a_wrong_password_is_refused(local, conn):
     from web import create_app
 
-    app, _ = served
+    app, _ = local
     cli_app = create_app(dataclasses.replace(app.extensions["hotline"].config,
                                              sendgrid_inbound_password="wrong"), maintenance=False)
     result = cli_app.test_cli_runner().invoke(args=["hotline", "simulate", "email", "--from",
@@ -220,6 +198,7 @@ def test_check_uses_the_redis_of_make_run(redis_server, conn, tmp_path, monkeypa
                  "TWILIO_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOTLINE_SETTINGS", str(config_module.Config().settings_path))
+    monkeypatch.setenv("HOTLINE_LOCAL_DB", str(tmp_path / "local.sqlite3"))  # its local secrets too
     result = create_app(maintenance=False).test_cli_runner().invoke(args=["hotline", "check"])
     assert f"ok       redis    {redis_server.url} (from var/run.env: the Redis of the running " \
            f"`make run`) answers" in result.output, result.output

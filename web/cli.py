@@ -108,10 +108,10 @@ def simulate_call(sender, to, press, seconds, target, words):
 def simulate_email(sender, name, to, subject, target, text):
     """Email TEXT to Hotline as SendGrid's Inbound Parse would post it."""
     cfg = _config()
-    auth = (cfg.sendgrid_inbound_user, cfg.sendgrid_inbound_password) \
-        if cfg.sendgrid_inbound_user and cfg.sendgrid_inbound_password else None
-    if auth is None and not cfg.local_mode:
-        raise click.ClickException("SENDGRID_INBOUND_USER and SENDGRID_INBOUND_PASSWORD are not set")
+    if not cfg.sendgrid_inbound_user or not cfg.sendgrid_inbound_password:
+        raise click.ClickException("SENDGRID_INBOUND_USER and SENDGRID_INBOUND_PASSWORD are not set "
+                                   "(or run in local mode)")
+    auth = (cfg.sendgrid_inbound_user, cfg.sendgrid_inbound_password)
     fields = simulation.email_fields(sender, name, to, subject, text)
     resp = _sent(lambda: simulation.post_email(cfg.public_base_url, fields, auth, target))
     click.echo(f"{resp.status_code} {resp.text.strip()}")
