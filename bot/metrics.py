@@ -8,14 +8,18 @@ hash per metric), and `/metrics` reads them back at scrape time through a
 `prometheus_client` custom collector. Whichever process is scraped, the totals
 are the same.
 
-A write that Redis cannot take (it is down: the webhook spools) is kept in
-this process and added on the next write that succeeds, so no count is lost
-to an outage shorter than the process's life.
+The webhook's own count is deferred: kept in the process and sent by a
+background thread every FLUSH_SECONDS, so the answer to Twilio never waits on
+it. A write that Redis cannot take (it is down: the webhook spools) is kept
+the same way and sent when Redis is back, so no count is lost to an outage
+shorter than the process's life.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -63,17 +67,21 @@ def _key(name: str) -> str:
 
 _unsent: Counter = Counter()   # (hash key, field) → amount Redis has not taken yet
 _unsent_lock = threading.Lock()
+FLUSH_SECONDS = 1.0
+_flusher = {"pid": None, "conn": None}
 
 
-def _write(conn: redis.Redis | None, incs: dict[tuple[str, str], float], *, try_redis: bool = True) -> None:
+def _write(conn: redis.Redis | None, incs: dict[tuple[str, str], float]) -> None:
     """Add `incs` to Redis in one round trip; keep them for later when it cannot."""
     with _unsent_lock:
         for k, v in incs.items():
             _unsent[k] += v
-        if conn is None or not try_redis:
+        if conn is None:
             return
         todo = dict(_unsent)
         _unsent.clear()
+    if not todo:
+        return
     pipe = conn.pipeline(transaction=False)
     for (key, field), amount in todo.items():
         if float(amount).is_integer():
@@ -88,8 +96,30 @@ def _write(conn: redis.Redis | None, incs: dict[tuple[str, str], float], *, try_
                 _unsent[k] += v
 
 
+def _defer(conn: redis.Redis, incs: dict[tuple[str, str], float]) -> None:
+    """Keep `incs` in this process; a thread sends them every FLUSH_SECONDS.
+
+    For the webhook path: its answer never waits on a metric's round trip.
+    """
+    _write(None, incs)
+    if _flusher["pid"] != os.getpid():  # first use in this process (or a fork of it)
+        _flusher["pid"] = os.getpid()
+        threading.Thread(target=_flush_loop, name="hotline-metrics", daemon=True).start()
+    _flusher["conn"] = conn
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        if _unsent and _flusher["conn"] is not None:
+            try:
+                flush(_flusher["conn"])
+            except Exception:  # the thread must outlive any single bad flush
+                log.exception("metrics.flush-failed")
+
+
 def flush(conn: redis.Redis) -> None:
-    """Send what an outage kept in this process (the web tier's maintenance pass calls it)."""
+    """Send what this process still holds (deferred counts, or kept during an outage)."""
     if _unsent:
         _write(conn, {})
 
@@ -106,10 +136,12 @@ def _check(name: str, labels: tuple) -> None:
 
 
 def inc(conn: redis.Redis | None, name: str, *labels: str, amount: float = 1,
-        try_redis: bool = True) -> None:
-    """Add `amount` to counter `name` with `labels` (in METRICS' order)."""
+        defer: bool = False) -> None:
+    """Add `amount` to counter `name` with `labels` (in METRICS' order); with `defer`,
+    in this process now and in Redis within FLUSH_SECONDS."""
     _check(name, labels)
-    _write(conn, {(_key(name), SEP.join(labels)): amount}, try_redis=try_redis)
+    incs = {(_key(name), SEP.join(labels)): amount}
+    _defer(conn, incs) if defer else _write(conn, incs)
 
 
 def observe(conn: redis.Redis | None, name: str, value: float, *labels: str) -> None:
@@ -134,8 +166,8 @@ def observe_many(conn: redis.Redis | None, name: str, values: list[float], *labe
 
 def event(conn, source: str, outcome: str) -> None:
     """A webhook's event: source sms|voice|email|zendesk|status; outcome accepted|duplicate|
-    refused|spooled|ignored. A spooled event's Redis is away: counted here, sent later."""
-    inc(conn, "hotline_events_total", source, outcome, try_redis=outcome != "spooled")
+    refused|spooled|ignored. Deferred: the webhook's answer does not wait for it."""
+    inc(conn, "hotline_events_total", source, outcome, defer=True)
 
 
 def api_request(conn, api: str, outcome: str) -> None:
@@ -235,6 +267,7 @@ class RedisCollector:
 
 def render(conn: redis.Redis, spool_dir: Path) -> tuple[bytes, str]:
     """The Prometheus text exposition and its content type."""
+    flush(conn)  # this process's own counts are in the totals it shows
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(conn, spool_dir))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from bot.config import ROOT
@@ -75,6 +76,10 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
         cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
 
+    # The web workers send their counts within a second, whichever is asked.
+    counted = redis.Redis.from_url(env["REDIS_URL"])
+    wait_for(lambda: counted.hget("hotline:metrics:hotline_events_total", "sms\x1faccepted")
+             == str(len(sent)).encode(), timeout=10, what="both workers' counts in Redis")
     scrapes = []
 
     def scrape():
