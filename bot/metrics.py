@@ -118,15 +118,20 @@ def _flush_loop() -> None:
                 log.exception("metrics.flush-failed")
 
 
+_flush_lock = threading.Lock()   # held while a flush is on its way to Redis
+
+
 def flush(conn: redis.Redis) -> None:
     """Send what this process still holds (deferred counts, or kept during an outage)."""
     if _unsent:
-        _write(conn, {})
+        with _flush_lock:
+            _write(conn, {})
 
 
 def forget_unsent() -> None:
-    """Drop what this process still holds for Redis (tests start from a clean slate)."""
-    with _unsent_lock:
+    """Drop what this process still holds for Redis, once no flush is under way (tests
+    start from a clean slate: nothing of an earlier test's reaches their Redis later)."""
+    with _flush_lock, _unsent_lock:
         _unsent.clear()
 
 

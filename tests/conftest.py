@@ -18,7 +18,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from twilio.request_validator import RequestValidator
 
-from bot import runtime
+from bot import metrics, runtime
 from bot.config import ROOT, Config
 from tests import twilio_mock, zendesk_mock
 
@@ -89,6 +89,7 @@ def redis_server(tmp_path_factory):
 @pytest.fixture
 def conn(redis_server):
     client = redis.Redis.from_url(redis_server.url)
+    metrics.forget_unsent()  # no count of an earlier test's arrives after the flush
     client.flushdb()  # the private server's own data, nobody else's
     yield client
     client.close()

@@ -24,13 +24,6 @@ def samples(text: str) -> dict:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-@pytest.fixture(autouse=True)
-def clean_slate():
-    metrics.forget_unsent()
-    yield
-    metrics.forget_unsent()
-
-
 def test_an_sms_is_counted_from_webhook_to_desk(client, conn, open_rt, zendesk, twilio):
     params = sms("+15551230001", "my dog is hurt")
     assert post_twilio(client, "/twilio/sms", params).status_code == 200
