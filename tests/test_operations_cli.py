@@ -209,3 +209,14 @@ def test_failed_list_says_when_there_is_nothing(app, conn):
     result = app.test_cli_runner().invoke(args=["hotline", "failed", "list"])
     assert result.exit_code == 0
     assert result.output.strip() == "nothing failed: no failed jobs in queue hotline and no events set aside"
+
+
+def test_simulated_call_signed_with_the_wrong_token_stops_at_the_refusal(local, conn):
+    from web import create_app
+
+    app, _ = local
+    cli_app = create_app(dataclasses.replace(app.extensions["hotline"].config,
+                                             twilio_auth_token="not-the-token"), maintenance=False)
+    result = cli_app.test_cli_runner().invoke(args=["hotline", "simulate", "call", "--from", CALLER])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["403 /twilio/voice"]
