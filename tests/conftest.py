@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import socket
@@ -268,6 +269,41 @@ def scheduled_in(conn, queue_name: str = "hotline") -> list[float]:
     registry = ScheduledJobRegistry(queue=Queue(queue_name, connection=conn))
     now = datetime.now(timezone.utc)
     return [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()]
+
+
+# -- logs ----------------------------------------------------------------------
+
+class LogCapture(logging.Handler):
+    """Every record of Hotline's, RQ's and the root logger, formatted as the service formats it."""
+
+    def __init__(self):
+        from bot import logs
+
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.formatter = logs.JsonFormatter()
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def captured():
+    """The service's log lines during a test (Hotline's logger does not propagate to caplog)."""
+    handler = LogCapture()
+    loggers = [logging.getLogger(), logging.getLogger("hotline"), logging.getLogger("rq")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    previous = logging.getLogger("hotline").level
+    logging.getLogger("hotline").setLevel(logging.DEBUG)
+    yield handler
+    logging.getLogger("hotline").setLevel(previous)
+    for logger in loggers:
+        logger.removeHandler(handler)
 
 
 os.environ.setdefault("HOTLINE_TEST", "1")

@@ -3,13 +3,12 @@ description (SPEC 3.5), over the whole flow: SMS, an emergency with its on-call 
 a voicemail with its transcription, an email, an agent reply and a failed delivery."""
 import dataclasses
 import json
-import logging
 import re
 
 import pytest
 from rq.job import Job
 
-from bot import logs, runtime
+from bot import runtime
 from tests.conftest import SECRET, post_twilio, run_jobs
 from tests.test_conversation_e2e import text
 from tests.test_sendgrid import AUTH, PASSWORD, USER, email, post
@@ -23,32 +22,6 @@ WORDS = ["my cat swallowed a sewing needle", "he is bleeding and collapsed",
          "the invoice is attached to this email", "Can you send me the photos?"]
 E164 = re.compile(r"\+\d[\d\s().-]{8,}\d")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-
-
-class Capture(logging.Handler):
-    """Every record of every logger, formatted as the service formats it."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.formatter = logs.JsonFormatter()
-
-    def emit(self, record):
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def captured():
-    handler = Capture()
-    loggers = [logging.getLogger(), logging.getLogger("hotline"), logging.getLogger("rq")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    previous = logging.getLogger("hotline").level
-    logging.getLogger("hotline").setLevel(logging.DEBUG)
-    yield handler
-    logging.getLogger("hotline").setLevel(previous)
-    for logger in loggers:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
