@@ -83,6 +83,7 @@ class Config:
     sendgrid_inbound_password: str = ""
     admin_password: str = ""
     metrics_token: str = ""
+    secret_key: str = ""
     settings_path: Path = ROOT / "config" / "settings.yaml"
     templates_dir: Path = ROOT / "templates"
     spool_dir: Path = ROOT / "var" / "spool"
@@ -123,6 +124,7 @@ class Config:
             sendgrid_inbound_password=get("SENDGRID_INBOUND_PASSWORD"),
             admin_password=get("ADMIN_PASSWORD"),
             metrics_token=get("METRICS_TOKEN"),
+            secret_key=get("SECRET_KEY"),
             settings_path=_path(get("HOTLINE_SETTINGS", str(cls.settings_path))),
             templates_dir=_path(get("HOTLINE_TEMPLATES_DIR", str(cls.templates_dir))),
             spool_dir=_path(get("HOTLINE_SPOOL_DIR", str(cls.spool_dir))),

@@ -91,3 +91,16 @@ def reconcile_slot(slot: int) -> str:
 def reconcile_ran(slot: int) -> str:
     """Once-key: the run for time slot `slot` has started."""
     return f"{PREFIX}reconcile:ran:{slot}"
+
+
+# Operators' template overrides (SPEC 6), by template id (`sms/ack/en`).
+TEMPLATE_OVERRIDES = PREFIX + "templates:overrides"    # hash: id -> body in force
+TEMPLATE_GENERATION = PREFIX + "templates:generation"  # counter: moves on every save
+
+
+def template_history(tid: str) -> str:
+    """List: the saved versions of a template, newest first (JSON each)."""
+    return f"{PREFIX}templates:history:{tid}"
+
+
+OPERATORS = PREFIX + "operators"       # hash: operators' account name -> password hash

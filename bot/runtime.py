@@ -85,7 +85,7 @@ def build(config: Config | None = None) -> Runtime:
     conn = redisconn.connect(config.redis_url)
     return Runtime(config=config, settings=settings, redis=conn,
                    desk=make_desk(config, conn, settings), phone=make_phone(config, conn),
-                   templates=templates)
+                   templates=templates.attach(conn))
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,6 +29,21 @@ if [ -z "${ZENDESK_API_TOKEN:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
   echo "try: .venv/bin/flask hotline simulate sms --from +15551230001 \"my dog is hurt\""
 fi
 
+if [ -n "${HOTLINE_LOCAL_MODE:-}" ]; then
+  # The operators' console signs its cookies with SECRET_KEY: a random one kept under var/.
+  if [ -z "${SECRET_KEY:-}" ]; then
+    [ -s var/secret_key ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > var/secret_key)
+    SECRET_KEY="$(cat var/secret_key)"
+    export SECRET_KEY
+  fi
+  if [ -z "${ADMIN_PASSWORD:-}" ]; then
+    ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
+    export ADMIN_PASSWORD
+  fi
+  echo "operators' console at $PUBLIC_BASE_URL/admin/ — sign in as admin / $ADMIN_PASSWORD"
+  echo "  (until an account exists: flask hotline users add NAME)"
+fi
+
 # Let `flask hotline …` in another terminal find this instance; gone when it stops.
 {
   echo "REDIS_URL=$REDIS_URL"

@@ -12,6 +12,7 @@ from bot.redisconn import UNAVAILABLE
 from handlers import BLUEPRINTS
 from handlers import common
 from handlers.common import WebState
+from web import admin
 
 log = logging.getLogger("hotline.web")
 
@@ -22,9 +23,9 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions["hotline"] = WebState(
-        config=config, redis=redisconn.connect(config.redis_url, timeout=config.web_redis_timeout),
-        settings=settings, templates=templates)
+    conn = redisconn.connect(config.redis_url, timeout=config.web_redis_timeout)
+    app.extensions["hotline"] = WebState(config=config, redis=conn, settings=settings,
+                                         templates=templates.attach(conn))
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     app.before_request(common.begin_request)
@@ -34,6 +35,7 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
         from web import local
 
         app.register_blueprint(local.bp)
+    admin.init_app(app)
     from web import cli
 
     app.cli.add_command(cli.hotline)

@@ -10,7 +10,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from bot import intake, keys, redisconn, runtime
-from bot.replies import TemplateProblem, Templates
+from bot.replies import TemplateProblem, Templates, file_name
 from bot.settings import SettingsError, load_settings
 from web import checks
 from web import simulate as simulation
@@ -154,14 +154,48 @@ def templates():
 
 @templates.command("check")
 def templates_check():
-    """Render every template with sample data."""
-    tpl = Templates(_config().templates_dir)
+    """Render every template with sample data; each SMS template's encoding and segments.
+
+    Every problem of every template is listed; over two segments is a warning,
+    an error (unknown variable, syntax, over 1600 characters) fails the command.
+    """
+    results = Templates(_config().templates_dir).check_all()
+    for c in results:
+        size = (f"  {c.size.encoding}, {c.size.characters} characters, "
+                f"{c.size.segments} segment{'s' if c.size.segments != 1 else ''}"
+                if c.id.startswith("sms/") and not c.errors else "")
+        click.echo(f"{'error' if c.errors else 'warn' if c.warnings else 'ok':5} "
+                   f"templates/{file_name(c.id)}{size}")
+        for problem in c.errors:
+            click.echo(f"      error: {problem}")
+        for problem in c.warnings:
+            click.echo(f"      warning: {problem}")
+    broken = sum(1 for c in results if c.errors)
+    warned = sum(1 for c in results if c.warnings and not c.errors)
+    click.echo(f"{len(results)} templates: {broken} with errors, {warned} with warnings")
+    sys.exit(1 if broken else 0)
+
+
+@hotline.group()
+def users():
+    """Operators' accounts for the console (/admin)."""
+
+
+@users.command("add")
+@click.argument("name")
+def users_add(name):
+    """Create NAME, or set its password; the password is read from standard input."""
+    from web.admin import accounts
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     try:
-        tpl.check()
-    except TemplateProblem as exc:
+        accounts.add(_redis(), name, password)
+    except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    for name in tpl.names():
-        click.echo(f"ok {name}")
+    click.echo(f"account {name} saved (with accounts in Redis, ADMIN_PASSWORD no longer signs in)")
 
 
 @hotline.group()

@@ -25,6 +25,7 @@ PAGE = """<!doctype html>
 </style></head><body>
 <nav><strong>Hotline local mode</strong> · <a href="{{ url_for('local.desk') }}">Desk</a>
 <a href="{{ url_for('local.outbox') }}">Outbox</a>
+<a href="/admin/">Operators' console</a>
 <span class="zone">Times in {{ zone }}</span></nav>
 <h1>{{ title }}</h1>
 {% block body %}{% endblock %}
