@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # The webhook secrets local mode makes for itself when none are set (SPEC 2).
+# SECRET_KEY signs the operators' console cookies (SPEC 6).
 LOCAL_SECRETS = ("TWILIO_AUTH_TOKEN", "ZENDESK_WEBHOOK_SECRET", "SENDGRID_INBOUND_USER",
-                 "SENDGRID_INBOUND_PASSWORD")
+                 "SENDGRID_INBOUND_PASSWORD", "SECRET_KEY")
 
 RUN_ENV = ROOT / "var" / "run.env"
 
@@ -41,6 +42,11 @@ def local_secrets(folder: Path) -> dict[str, str]:
     """
     path = folder / "local-secrets.json"
     try:
+        kept = json.loads(path.read_text())
+        if all(name in kept for name in LOCAL_SECRETS):
+            return kept
+        # made by an older version: keep those, add the new ones
+        path.write_text(json.dumps({**{n: secrets.token_urlsafe(24) for n in LOCAL_SECRETS}, **kept}))
         return json.loads(path.read_text())
     except FileNotFoundError:
         pass

@@ -30,12 +30,7 @@ if [ -z "${ZENDESK_API_TOKEN:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
 fi
 
 if [ -n "${HOTLINE_LOCAL_MODE:-}" ]; then
-  # The operators' console signs its cookies with SECRET_KEY: a random one kept under var/.
-  if [ -z "${SECRET_KEY:-}" ]; then
-    [ -s var/secret_key ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > var/secret_key)
-    SECRET_KEY="$(cat var/secret_key)"
-    export SECRET_KEY
-  fi
+  # SECRET_KEY, like the webhook secrets, is made at random in var/local-secrets.json.
   if [ -z "${ADMIN_PASSWORD:-}" ]; then
     ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
     export ADMIN_PASSWORD

@@ -308,3 +308,36 @@ def test_templates_check_lists_every_problem_with_sizes(app, tmp_path):
     assert "2100 characters: over the 1600" in out.output
     assert "warn  templates/sms/wordy.en.txt  GSM-7, 400 characters, 3 segments" in out.output
     assert "4 templates: 2 with errors, 1 with warnings" in out.output
+
+
+def test_local_mode_makes_its_own_secret_key_and_keeps_it(tmp_path):
+    import json
+
+    from bot.config import Config
+
+    env = {"HOTLINE_LOCAL_MODE": "1", "HOTLINE_LOCAL_DB": str(tmp_path / "local.sqlite3")}
+    (tmp_path / "local-secrets.json").write_text(json.dumps({"TWILIO_AUTH_TOKEN": "kept"}))
+    first = Config.from_env(env)
+    assert len(first.secret_key) >= 32 and first.twilio_auth_token == "kept"
+    assert Config.from_env(env).secret_key == first.secret_key
+    assert Config.from_env({**env, "SECRET_KEY": "mine"}).secret_key == "mine"
+    assert Config.from_env({"HOTLINE_LOCAL_MODE": ""}).secret_key == ""
+
+
+def test_page_forms_need_the_csrf_token_even_with_basic_credentials(web, conn, config):
+    job = Queue(config.queue_name, connection=conn).enqueue("bot.nonexistent.job")
+    run_jobs(conn)
+    resp = web.post(f"/admin/queues/failed/{job.id}/requeue", headers=basic())
+    assert resp.status_code == 400 and job.id not in Queue(config.queue_name, connection=conn).get_job_ids()
+
+
+def test_redis_away_is_a_clear_503_not_a_500(config, conn):
+    from web import create_app
+    from tests.conftest import free_port
+
+    away = dataclasses.replace(config, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = create_app(away, maintenance=False).test_client()
+    api = client.get("/admin/api/templates", headers=basic())
+    assert api.status_code == 503 and api.json["error"] == "unavailable"
+    page = client.get("/admin/templates", headers=basic())
+    assert page.status_code == 503 and "Redis does not answer" in page.get_data(as_text=True)

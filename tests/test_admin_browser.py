@@ -14,7 +14,7 @@ import yaml
 from werkzeug.serving import make_server
 
 from bot import runtime
-from bot.config import LOCAL_TWILIO_TOKEN, Config
+from bot.config import Config
 from bot.phone.outbox import LocalOutbox
 from tests import conftest
 from tests.conftest import free_port, run_jobs
@@ -24,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 PASSWORD = "browser-test-password"
+TWILIO_TOKEN = "local-token-for-browser-tests"
 
 
 def open_all_day(tmp) -> Path:
@@ -45,7 +46,7 @@ def console(redis_server, tmp_path_factory):
     port = free_port()
     cfg = Config(
         redis_url=redis_server.url, public_base_url=f"http://127.0.0.1:{port}", local_mode=True,
-        twilio_auth_token=LOCAL_TWILIO_TOKEN, secret_key="browser-" + "k" * 40,
+        twilio_auth_token=TWILIO_TOKEN, secret_key="browser-" + "k" * 40,
         admin_password=PASSWORD, settings_path=open_all_day(tmp), spool_dir=tmp / "spool",
         local_db=tmp / "local.sqlite3", maintenance_interval=0)
     server = make_server("127.0.0.1", port, create_app(cfg, maintenance=False), threaded=True)
@@ -78,7 +79,7 @@ def page(browser, console, conn):
 
 def text_customer(cfg: Config, body: str) -> None:
     params = twilio_sms_params("+15551230077", "+15005550006", body, "AC" + "0" * 32)
-    assert post_signed(cfg.public_base_url, "/twilio/sms", params, LOCAL_TWILIO_TOKEN).ok
+    assert post_signed(cfg.public_base_url, "/twilio/sms", params, TWILIO_TOKEN).ok
 
 
 def test_operator_edits_a_template_and_the_next_reply_uses_it(page, console, conn, monkeypatch):

@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
+from bot.redisconn import UNAVAILABLE
 from web.admin import api, auth, pages, queues
 
 log = logging.getLogger("hotline.admin")
 
 NO_SECRET = ("The operators' console is off: SECRET_KEY is not set. Set it to a long random "
              "value (e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') and restart.")
+
+
+UNAVAILABLE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Try again shortly</title>
+<link rel="stylesheet" href="/admin/static/admin.css"></head><body>
+<header class="top"><span class="brand">Hotline <span>operators</span></span></header>
+<main><section class="card narrow"><h1>Try again shortly</h1><p>{reason}</p></section></main>
+</body></html>"""
+
+
+def redis_unavailable(exc):
+    """Accounts, templates and queues all live in Redis: say so rather than 500."""
+    log.warning("admin.redis-unavailable", extra={"error": type(exc).__name__})
+    reason = "Redis does not answer; try again in a moment."
+    if request.blueprint == "admin_api":
+        return jsonify(error="unavailable", reason=reason), 503
+    # Plain HTML: any rendered template would ask Redis who is signed in.
+    return UNAVAILABLE_PAGE.format(reason=reason), 503, {"Content-Type": "text/html; charset=utf-8"}
+
+
+for _bp in (auth.bp, pages.bp, api.bp, queues.bp):
+    for _exc in UNAVAILABLE:
+        _bp.register_error_handler(_exc, redis_unavailable)
 
 
 def init_app(app: Flask) -> None:

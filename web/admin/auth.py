@@ -13,7 +13,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from handlers.common import state
-from web.admin import accounts
+from web.admin import accounts, api
 
 bp = Blueprint("admin_auth", __name__, url_prefix="/admin",
                template_folder="templates", static_folder="static")
@@ -55,7 +55,7 @@ def init_app(app: Flask, config) -> None:
         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=https, PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         # CSRF is checked by `guard` below: on every form and every session-authenticated
-        # API call, not on basic-auth scripts (no ambient credential to abuse).
+        # API call; basic-auth API scripts send JSON instead.
         WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=None,
         RATELIMIT_HEADERS_ENABLED=True, RATELIMIT_SWALLOW_ERRORS=True,
     )
@@ -68,7 +68,9 @@ def init_app(app: Flask, config) -> None:
     limiter.limit(FAILURES_PER_ADDRESS, methods=["POST"], deduct_when=_failed)(bp)
     limiter.limit(FAILURES_PER_NAME, methods=["POST"], deduct_when=_failed,
                   key_func=lambda: "name:" + request.form.get("name", "").strip().lower())(bp)
-    limiter.limit(FAILED_API_CALLS, deduct_when=_failed)(_api_blueprint())
+    limiter.limit(FAILED_API_CALLS, deduct_when=_failed)(api.bp)
+    # Webhooks never reach the limiter: it is for the console alone.
+    limiter.request_filter(lambda: request.blueprint not in (bp.name, api.bp.name))
 
     @login.user_loader
     def load_user(name: str):
@@ -105,9 +107,10 @@ def init_app(app: Flask, config) -> None:
             return _same_origin_only()
         if request.method in SAFE:
             return None
-        if _basic_auth_request():
-            # Scripts: a cross-site form cannot send JSON, so require it.
-            if _is_api() and not request.is_json:
+        if _is_api() and _basic_auth_request():
+            # Scripts: no token to carry, but JSON, which a cross-site form cannot send
+            # (even with basic credentials a browser cached).
+            if not request.is_json:
                 return jsonify(error="unsupported", reason="send application/json"), 415
             return None
         csrf.protect()
@@ -126,12 +129,6 @@ def init_app(app: Flask, config) -> None:
             return jsonify(error="rate_limited", reason=f"too many failed attempts ({exc.description})"), 429
         return render_template("admin/login.html", next=request.args.get("next", ""),
                                error="Too many failed attempts. Wait a minute and try again."), 429
-
-
-def _api_blueprint():
-    from web.admin import api
-
-    return api.bp
 
 
 def _same_origin_only():
