@@ -60,10 +60,9 @@ def init_app(app: Flask, config) -> None:
         RATELIMIT_HEADERS_ENABLED=True, RATELIMIT_SWALLOW_ERRORS=True,
     )
     login = LoginManager(app)
-    login.login_view = "admin_auth.login"
-    login.login_message = "Please sign in to continue."
     csrf = CSRFProtect(app)
     limiter = Limiter(get_remote_address, app=app, storage_uri=config.redis_url,
+                      storage_options={"socket_timeout": 1, "socket_connect_timeout": 1},
                       default_limits=[], key_prefix="hotline:ratelimit")
     limiter.limit(FAILURES_PER_ADDRESS, methods=["POST"], deduct_when=_failed)(bp)
     limiter.limit(FAILURES_PER_NAME, methods=["POST"], deduct_when=_failed,
@@ -125,9 +124,11 @@ def init_app(app: Flask, config) -> None:
 
     @app.errorhandler(429)
     def too_many(exc):
+        if request.blueprint != bp.name and not _is_api():
+            return exc
         if _is_api():
             return jsonify(error="rate_limited", reason=f"too many failed attempts ({exc.description})"), 429
-        return render_template("admin/login.html", next=request.args.get("next", ""),
+        return render_template("admin/login.html", next=request.values.get("next", ""),
                                error="Too many failed attempts. Wait a minute and try again."), 429
 
 
