@@ -35,8 +35,12 @@ if [ -n "${HOTLINE_LOCAL_MODE:-}" ]; then
     ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
     export ADMIN_PASSWORD
   fi
-  echo "operators' console at $PUBLIC_BASE_URL/admin/ — sign in as admin / $ADMIN_PASSWORD"
-  echo "  (until an account exists: flask hotline users add NAME)"
+  if [ "$(redis-cli -u "$REDIS_URL" hlen hotline:operators 2>/dev/null || echo 0)" = "0" ]; then
+    echo "operators' console at $PUBLIC_BASE_URL/admin/ — sign in as admin / $ADMIN_PASSWORD"
+    echo "  (until an account exists: flask hotline users add NAME)"
+  else
+    echo "operators' console at $PUBLIC_BASE_URL/admin/ — sign in with your account"
+  fi
 fi
 
 # Let `flask hotline …` in another terminal find this instance; gone when it stops.
