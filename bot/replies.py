@@ -156,6 +156,8 @@ class Templates:
             except TemplateError as exc:
                 result.errors.append(f"cannot render: {exc}")
         result.size = sms.measure(result.text)
+        if not result.text and not result.errors:
+            result.errors.append("the text is empty: there would be nothing to send")
         if tid.startswith("sms/"):
             errors, warnings = sms.problems(result.size)
             result.errors.extend(errors)

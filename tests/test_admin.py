@@ -174,6 +174,7 @@ def test_preview_counts_encoding_and_segments(web):
     ("Case #{{ ticket_idd }}", "unknown variable 'ticket_idd'"),
     ("Case #{{ ticket_id ", "syntax error on line 1"),
     ("🐶" * 1601, "over the 1600"),
+    ("  {# nothing #}\n", "the text is empty"),
 ])
 def test_broken_bodies_are_errors_in_preview_and_422_on_save(web, conn, body, error):
     preview = web.post("/admin/api/preview", json={"id": "sms/ack/en", "body": body}, headers=basic())
@@ -341,3 +342,12 @@ def test_redis_away_is_a_clear_503_not_a_500(config, conn):
     assert api.status_code == 503 and api.json["error"] == "unavailable"
     page = client.get("/admin/templates", headers=basic())
     assert page.status_code == 503 and "Redis does not answer" in page.get_data(as_text=True)
+
+
+def test_without_secret_key_a_browser_is_told_too(config, conn):
+    from web import create_app
+
+    app = create_app(dataclasses.replace(config, secret_key=""), maintenance=False)
+    resp = app.test_client().get("/admin/", headers={"Accept": "text/html"})
+    assert resp.status_code == 503 and "SECRET_KEY is not set" in resp.get_data(as_text=True)
+    assert resp.mimetype == "text/html"

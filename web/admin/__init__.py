@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
+from markupsafe import escape
 
 from bot.redisconn import UNAVAILABLE
 from web.admin import api, auth, pages, queues
@@ -20,12 +21,10 @@ NO_SECRET = ("The operators' console is off: SECRET_KEY is not set. Set it to a 
              "value (e.g. python3 -c 'import secrets; print(secrets.token_hex(32))') and restart.")
 
 
-UNAVAILABLE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Try again shortly</title>
-<link rel="stylesheet" href="/admin/static/admin.css"></head><body>
-<header class="top"><span class="brand">Hotline <span>operators</span></span></header>
-<main><section class="card narrow"><h1>Try again shortly</h1><p>{reason}</p></section></main>
-</body></html>"""
+PLAIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}</style>
+</head><body><h1>{title}</h1><p>{text}</p></body></html>"""
 
 
 def redis_unavailable(exc):
@@ -35,7 +34,12 @@ def redis_unavailable(exc):
     if request.blueprint == "admin_api":
         return jsonify(error="unavailable", reason=reason), 503
     # Plain HTML: any rendered template would ask Redis who is signed in.
-    return UNAVAILABLE_PAGE.format(reason=reason), 503, {"Content-Type": "text/html; charset=utf-8"}
+    return _plain_page("Try again shortly", reason, 503)
+
+
+def _plain_page(title: str, text: str, status: int):
+    return (PLAIN_PAGE.format(title=escape(title), text=escape(text)), status,
+            {"Content-Type": "text/html; charset=utf-8"})
 
 
 for _bp in (auth.bp, pages.bp, api.bp, queues.bp):
@@ -47,11 +51,12 @@ def init_app(app: Flask) -> None:
     """Mount the console on `app`, or a clear 503 when it cannot be made safe."""
     config = app.extensions["hotline"].config
     if not config.secret_key:
-        log.warning("admin.disabled-no-secret-key")
-
-        @app.route("/admin", defaults={"rest": ""}, methods=["GET", "POST", "PUT"])
+        @app.route("/admin/", defaults={"rest": ""}, methods=["GET", "POST", "PUT"])
         @app.route("/admin/<path:rest>", methods=["GET", "POST", "PUT"])
         def admin_disabled(rest):
+            log.warning("admin.disabled-no-secret-key")
+            if request.accept_mimetypes.accept_html and not rest.startswith("api/"):
+                return _plain_page("The console is off", NO_SECRET, 503)
             return jsonify(error="admin_disabled", reason=NO_SECRET), 503
         return
     auth.init_app(app, config)
