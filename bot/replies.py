@@ -106,6 +106,7 @@ class Templates:
     def file_body(self, tid: str) -> str:
         """The file's text for `tid`; TemplateProblem if there is no such template."""
         path = self.root / file_name(tid)
+        # Only the ids of existing files: no path from a URL reaches the disk.
         if tid not in self.ids() or not path.is_file():
             raise TemplateProblem(f"no template {tid}")
         return path.read_text(encoding="utf-8")
@@ -130,13 +131,22 @@ class Templates:
                 generation = self.redis.get(keys.TEMPLATE_GENERATION)
                 if generation != self._generation:
                     saved = self.redis.hgetall(keys.TEMPLATE_OVERRIDES)
-                    self._overrides = {k.decode(): self.env.from_string(v.decode())
-                                       for k, v in saved.items()}
+                    self._overrides = self._compile(saved)
                     self._generation = generation
             except UNAVAILABLE:
                 log.warning("templates.overrides-unavailable")  # keep what we had
             self._checked_at = now
         return self._overrides
+
+    def _compile(self, saved: dict[bytes, bytes]) -> dict:
+        """Compiled overrides; one that no longer compiles is skipped, so its file answers."""
+        compiled = {}
+        for key, body in saved.items():
+            try:
+                compiled[key.decode()] = self.env.from_string(body.decode())
+            except TemplateError:
+                log.error("templates.override-broken", extra={"template": key.decode()})
+        return compiled
 
     # -- checking -------------------------------------------------------------------
 

@@ -194,6 +194,7 @@ def test_every_problem_is_reported_not_only_the_first(web):
 
 def test_unknown_template_is_404_and_bad_json_400(web):
     assert web.get("/admin/api/templates/sms/nope/en", headers=basic()).status_code == 404
+    assert web.get("/admin/api/templates/..%2F..%2Fbot/config.py%00/x", headers=basic()).status_code == 404
     assert web.put("/admin/api/templates/sms/nope/en", json={"body": "x"}, headers=basic()).status_code == 404
     assert web.put(TEMPLATE, json={"text": "x"}, headers=basic()).status_code == 400
     assert web.post(TEMPLATE + "/restore", json={"version": "2"}, headers=basic()).status_code == 400
@@ -351,3 +352,10 @@ def test_without_secret_key_a_browser_is_told_too(config, conn):
     resp = app.test_client().get("/admin/", headers={"Accept": "text/html"})
     assert resp.status_code == 503 and "SECRET_KEY is not set" in resp.get_data(as_text=True)
     assert resp.mimetype == "text/html"
+
+
+def test_an_override_broken_behind_the_consoles_back_leaves_the_file_in_charge(config, conn):
+    conn.hset(keys.TEMPLATE_OVERRIDES, "sms/ack/en", "{{ broken ")
+    conn.incr(keys.TEMPLATE_GENERATION)
+    text = Templates(config.templates_dir, conn).render("sms/ack", "en", ticket_id=7)
+    assert text.startswith("Hi, this is") and "#7" in text

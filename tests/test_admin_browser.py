@@ -3,7 +3,6 @@ sign in, edit a template with live preview and segment counter, save, see the ne
 reply use it, restore the old version, sign out."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import threading
