@@ -293,6 +293,7 @@ def test_try_a_text_shows_the_decision_and_why(web):
     page = web.post("/admin/triage", data={"text": "my dog was hit by a car", "csrf_token": token})
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "emergency" in text and "Why" in text
+    assert "hit by a car" in text  # what matched is part of the why
 
 
 def test_templates_check_lists_every_problem_with_sizes(app, tmp_path):
