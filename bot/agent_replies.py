@@ -16,7 +16,7 @@ import logging
 import re
 from datetime import datetime, timezone
 
-from bot import keys
+from bot import followup_steps, keys
 from bot.conversations import Lock
 from bot.delivery import Sent, note, send_text
 from bot.replies import TemplateProblem
@@ -116,10 +116,14 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     conn = rt.redis
     phone = (conn.hget(keys.conversation(conv_id), "phone") or b"").decode()
     if not phone.startswith("+"):
-        return 0  # an email conversation: Zendesk mails agents' replies itself
+        # An email conversation: Zendesk mails agents' replies itself; Hotline
+        # only learns whether an agent answered (the first-response watch).
+        _answers(rt, ticket_id, conv_id, [c for c in rt.desk.comments(ticket_id) if c.public])
+        return 0
     ticket = rt.desk.get_ticket(ticket_id)
     if ticket is None:
         return 0
+    followup_steps.observe(rt, ticket.id, ticket.status, ticket.updated_at)
     if ticket.priority:  # an agent may have changed it: raises are judged against this
         conn.hset(keys.ticket(ticket.id), "priority", ticket.priority)
     conv_map = keys.conversation(conv_id)
@@ -141,6 +145,8 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     me = _me(rt)
     comments = [c for c in comments if c.author_id != me]
     roles = _roles(rt, {c.author_id for c in comments})
+    followup_steps.agent_answered(rt, ticket_id, [c.created_at for c in comments
+                                                  if roles.get(c.author_id) in AGENT_ROLES])
     for c in sorted(comments, key=lambda c: c.id):
         if roles.get(c.author_id) not in AGENT_ROLES:
             _handled(conn, ticket_id, c.id)  # a CC'd end-user, not an agent: never texted
@@ -172,6 +178,16 @@ return 1
 
 def _handled(conn, ticket_id: int, comment_id: int) -> None:
     conn.eval(_RAISE, 1, keys.ticket(ticket_id), comment_id)
+
+
+def _answers(rt, ticket_id: int, conv_id: str, public) -> None:
+    """Record the newest public answer by an agent among `public` comments."""
+    requester = (rt.redis.hget(keys.conversation(conv_id), "user_id") or b"").decode()
+    me = _me(rt)
+    others = [c for c in public if c.author_id and c.author_id != me and str(c.author_id) != requester]
+    roles = _roles(rt, {c.author_id for c in others})
+    followup_steps.agent_answered(rt, ticket_id, [c.created_at for c in others
+                                                  if roles.get(c.author_id) in AGENT_ROLES])
 
 
 def _macros(rt, ticket, conv_id: str, phone: str) -> int:

@@ -95,6 +95,7 @@ class Config:
     spool_dir: Path = ROOT / "var" / "spool"
     local_db: Path = ROOT / "var" / "local.sqlite3"
     queue_name: str = "hotline"
+    urgent_queue_name: str = "hotline-urgent"   # emergencies' jobs; workers listen to it first
     max_body_bytes: int = 64 * 1024
     web_redis_timeout: float = 0.25
     http_timeout: float = 10.0
@@ -136,6 +137,7 @@ class Config:
             spool_dir=_path(get("HOTLINE_SPOOL_DIR", str(cls.spool_dir))),
             local_db=local_db,
             queue_name=get("HOTLINE_QUEUE", cls.queue_name),
+            urgent_queue_name=get("HOTLINE_URGENT_QUEUE", cls.urgent_queue_name),
             max_body_bytes=int(get("HOTLINE_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             http_timeout=float(get("HOTLINE_HTTP_TIMEOUT", str(cls.http_timeout))),
             maintenance_interval=float(

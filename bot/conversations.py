@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, keys, keywords, metrics, reconcile, tracing
+from bot import enrichment, followup_steps, keys, keywords, metrics, reconcile, tracing
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -396,6 +396,19 @@ class LockLost(TransientError):
     """The conversation's lock expired during slow calls; another worker took over."""
 
 
+def answered_survey(rt, conv_id: str, pending: Pending, ticket_id: int) -> int:
+    """A survey answer is recorded on its ticket (`bot.followup_steps`), not written as a
+    message: thank the customer and settle the event."""
+    from bot import jobs
+
+    jobs.enqueue_template(rt, conv_id, ticket_id, "sms/satisfaction_thanks", f"csat:{ticket_id}")
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.zrem(keys.pending(conv_id), pending.member)
+    pipe.set(keys.seen(pending.message.dedupe_key), "done", xx=True, keepttl=True)
+    pipe.execute()
+    return 1
+
+
 def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None) -> int:
     """Write one batch of a conversation's events to the desk; returns its size.
 
@@ -414,6 +427,9 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     messages = [p.message for p in batch]
     first = messages[0]
     phone = first.sender
+    rated = None if intent else followup_steps.survey_answer(rt, conv_id, first)
+    if rated is not None:
+        return answered_survey(rt, conv_id, batch[0], rated)
     if not conv.get("phone"):
         conn.hset(conv_map, "phone", phone)
     if not intent and not _has_current_ticket(conv) and keywords.only_keywords(messages):
@@ -524,5 +540,8 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         "missed_calls": [m.provider_id.split(":")[0] for m in messages if m.kind_of == "missed_call"],
         "recordings": [m.recording for m in messages if m.recording],
         "answered_call": any(m.kind_of == "answered_call" for m in messages),
-        "recovered": [f for f in map(reconcile.fact, messages) if f]})
+        "recovered": [f for f in map(reconcile.fact, messages) if f],
+        # For the follow-ups: when the customer's words arrived, and the ticket as written.
+        "received_at": first.received_at, "status": result.ticket.status,
+        "updated_at": result.ticket.updated_at})
     return len(batch)

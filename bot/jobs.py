@@ -5,16 +5,21 @@ job's arguments (they show in RQ's dashboards and logs).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
 
-from rq import Retry
+from rq import Retry, get_current_job
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
-from bot import agent_replies, calls, conversations, delivery, enrichment, keys, reconcile, runtime
+from bot import (agent_replies, calls, conversations, delivery, enrichment, followup_steps, keys,
+                 reconcile, runtime)
 from bot.tracing import Queue, job
 from bot.desk import NewComment
 from bot.errors import PermanentError, TransientError
+from bot.followups import Schedule
 
 log = logging.getLogger("hotline.jobs")
 
@@ -55,8 +60,15 @@ def enqueue_after_write(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
 
 @job
 def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
-    """Notes, alerts and replies a written batch calls for (see `bot.enrichment.followups`)."""
-    enrichment.followups(runtime.get(), conv_id, ticket_id, facts)
+    """Notes, alerts and replies a written batch calls for (see `bot.enrichment.followups`),
+    then the follow-ups the customer's words call for (a first-response watch; the
+    reminders of a pending ticket they answered are cancelled)."""
+    rt = runtime.get()
+    enrichment.followups(rt, conv_id, ticket_id, facts)
+    if facts.get("received_at"):
+        followup_steps.customer_wrote(rt, ticket_id, facts["received_at"], facts["status"],
+                                      facts["updated_at"])
+        plan_followups(rt, ticket_id)
 
 
 def schedule_autoreply(rt, conv_id: str, ticket_id: int, decision=None) -> bool:
@@ -107,7 +119,9 @@ def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
     """Send the ticket's new agent replies and macro texts to the customer (see `bot.agent_replies`)."""
     rt = runtime.get()
     try:
-        return agent_replies.sync(rt, ticket_id)
+        sent = agent_replies.sync(rt, ticket_id)
+        plan_followups(rt, ticket_id)  # the sync saw answers and status changes
+        return sent
     except agent_replies.Busy:
         delay, attempt = 2, attempt - 1  # waiting for another worker is not a failure
     except TransientError as exc:
@@ -241,3 +255,104 @@ def reconcile_slot(slot: int) -> str:
         log.warning("reconcile.retry-later", extra={"slot": slot, "error": str(exc)})
         return "retry-later"
     return "skipped" if report.skipped else f"recovered {len(report.taken_in)}"
+
+# -- follow-ups (SPEC 7): decided in `bot.followups`, carried out in `bot.followup_steps`
+
+FOLLOWUP_JOB = "bot.jobs.followup"
+FOLLOWUP_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
+
+
+def _followup_queue(rt, urgent: bool) -> Queue:
+    return Queue(rt.config.urgent_queue_name if urgent else rt.config.queue_name, connection=rt.redis)
+
+
+def plan_followups(rt, ticket_id: int) -> None:
+    """Bring the ticket's scheduled follow-ups in line with what Hotline knows of it."""
+    wanted, moot = followup_steps.plan(rt, ticket_id)
+    for step in moot:
+        cancel_followup(rt, ticket_id, step)
+    for item in wanted:
+        schedule_followup(rt, ticket_id, item)
+
+
+def schedule_followup(rt, ticket_id: int, item: Schedule) -> None:
+    """Schedule one step in RQ's scheduler (persisted in Redis), replacing the step's earlier job.
+
+    The job's id names the ticket, step, reason and time, so two workers
+    scheduling the same thing make one job.
+    """
+    reason = item.reason.replace(":", "-")
+    job_id = f"hotline-fu-{ticket_id}-{item.step}-{reason}-{int(item.due)}"
+    previous = followup_steps.scheduled(rt, ticket_id).get(item.step)
+    if previous and previous["job"] != job_id:
+        cancel_followup(rt, ticket_id, item.step)
+    queue = _followup_queue(rt, item.urgent)
+    when = datetime.fromtimestamp(max(item.due, time.time()), timezone.utc)
+    queue.enqueue_at(when, followup, ticket_id, item.step, item.reason, job_id=job_id,
+                     retry=FOLLOWUP_RETRY, result_ttl=3600, failure_ttl=30 * 24 * 3600,
+                     description=f"followup({ticket_id}, {item.step})")
+    rt.redis.hset(keys.followups(ticket_id), item.step, json.dumps(
+        {"job": job_id, "reason": item.reason, "due": item.due, "queue": queue.name}))
+
+
+def cancel_followup(rt, ticket_id: int, step: str) -> None:
+    """Take the step's scheduled job out of RQ (its reason is gone)."""
+    entry = followup_steps.scheduled(rt, ticket_id).get(step)
+    rt.redis.hdel(keys.followups(ticket_id), step)
+    if not entry:
+        return
+    job = Job.fetch(entry["job"], connection=rt.redis) if rt.redis.exists(
+        Job.key_for(entry["job"])) else None
+    if job is not None and job.get_status() == JobStatus.SCHEDULED:
+        ScheduledJobRegistry(entry["queue"], connection=rt.redis).remove(job)
+        job.delete(remove_from_queue=True)
+
+
+def followup(ticket_id: int, step: str, reason: str, early: bool = False) -> str:
+    """A follow-up come due: re-read the ticket, act once if its reason holds (`bot.followup_steps`)."""
+    rt = runtime.get()
+    me = get_current_job()
+    entry = followup_steps.scheduled(rt, ticket_id).get(step)
+    if me is not None and entry and entry["job"] == me.id:
+        rt.redis.hdel(keys.followups(ticket_id), step)
+    ran = followup_steps.run(rt, ticket_id, step, reason, early)
+    if ran.retry_at:
+        urgent = me is not None and me.origin == rt.config.urgent_queue_name
+        schedule_followup(rt, ticket_id, Schedule(step, reason, ran.retry_at, urgent))
+    if ran.then:
+        schedule_followup(rt, ticket_id, ran.then)
+    plan_followups(rt, ticket_id)  # what the read showed (a status change whose webhook was lost)
+    log.info("followup.ran", extra={"ticket": ticket_id, "step": step, "outcome": ran.outcome})
+    return ran.outcome
+
+
+def scheduled_followups(conn, config, ticket_id: int | None = None) -> list[dict]:
+    """What RQ's scheduler holds: [{ticket, step, due, queue, job}], soonest first."""
+    out = []
+    for name in (config.urgent_queue_name, config.queue_name):
+        registry = ScheduledJobRegistry(name, connection=conn)
+        for job_id, score in conn.zrange(registry.key, 0, -1, withscores=True):
+            try:
+                job = Job.fetch(job_id.decode(), connection=conn)
+            except Exception:  # deleted under us (NoSuchJobError, a broken payload)
+                continue
+            if job.func_name != FOLLOWUP_JOB or (ticket_id and job.args[0] != ticket_id):
+                continue
+            out.append({"ticket": job.args[0], "step": job.args[1], "queue": name, "job": job.id,
+                        "due": datetime.fromtimestamp(score, timezone.utc)})
+    return sorted(out, key=lambda f: f["due"])
+
+
+def run_followups_now(conn, config, ticket_id: int) -> int:
+    """Local mode's "run due now": queue the ticket's scheduled follow-ups as if they were due."""
+    moved = 0
+    for item in scheduled_followups(conn, config, ticket_id):
+        job = Job.fetch(item["job"], connection=conn)
+        ScheduledJobRegistry(item["queue"], connection=conn).remove(job)
+        job.delete(remove_from_queue=True)
+        conn.hdel(keys.followups(ticket_id), item["step"])
+        Queue(item["queue"], connection=conn).enqueue(
+            followup, *job.args[:3], early=True, retry=FOLLOWUP_RETRY,
+            description=f"followup({ticket_id}, {item['step']}, now)")
+        moved += 1
+    return moved

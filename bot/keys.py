@@ -104,3 +104,13 @@ def template_history(tid: str) -> str:
 
 
 OPERATORS = PREFIX + "operators"       # hash: operators' account name -> password hash
+
+
+def followups(ticket_id) -> str:
+    """Hash: the ticket's scheduled follow-ups, step -> {job, reason, due, queue} (`bot.jobs`)."""
+    return f"{PREFIX}followups:{ticket_id}"
+
+
+def survey(conv_id: str) -> str:
+    """The satisfaction survey awaiting this customer's answer: {ticket, at}; lives the window."""
+    return f"{PREFIX}survey:{conv_id}"

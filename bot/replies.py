@@ -35,6 +35,7 @@ SAMPLE = {
     "url": "https://example.zendesk.com/agent/tickets/1234",
     "why": 'rule "injury" matched "hit by a car"',
     "category": "emergency",
+    "waited": "12 minutes",
 }
 
 

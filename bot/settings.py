@@ -17,6 +17,19 @@ from bot.triage import Triage, TriageError
 from bot.triage import parse as parse_triage
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True)
+class Followups:
+    """SPEC 7 `followups:` — delays of the steps Hotline schedules after the first answer."""
+
+    first_response_minutes: dict[str, float] = field(default_factory=lambda: {
+        "urgent": 5, "high": 30, "normal": 240, "low": 480})
+    repage_minutes: float = 10
+    pending_reminder_hours: tuple[float, float] = (24, 72)
+    satisfaction_after_hours: float = 24
+    satisfaction_window_hours: float = 72
 
 
 class SettingsError(ValueError):
@@ -48,6 +61,8 @@ class Settings:
     reconcile_minutes: float = 5            # SPEC 10; 0 turns the scheduled run off
     reconcile_lookback_hours: float = 24    # the first run, with no high-water mark yet
     reconcile_overlap_minutes: float = 2    # never less than 2 (clock skew, late records)
+    followups: Followups = field(default_factory=Followups)
+    quiet_hours: tuple[time, time] | None = (time(21, 0), time(8, 0))
 
     def in_business_hours(self, when: datetime) -> bool:
         """Whether `when` (aware) falls inside the team's business hours."""
@@ -124,6 +139,15 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
     except TriageError as exc:
         raise SettingsError(str(exc)) from None
     languages = tuple(str(x) for x in (data.get("languages") or ("en", "es")))
+    followups = _followups(data.get("followups") or {}, f"{source}: followups")
+    quiet = data.get("quiet_hours", {"start": "21:00", "end": "08:00"})
+    if quiet in (None, {}, "off"):
+        quiet_hours = None
+    elif not isinstance(quiet, dict) or set(quiet) != {"start", "end"}:
+        raise SettingsError(f"{source}: quiet_hours: expected {{start: \"21:00\", end: \"08:00\"}}")
+    else:
+        quiet_hours = (_parse_time(quiet["start"], f"{source}: quiet_hours.start"),
+                       _parse_time(quiet["end"], f"{source}: quiet_hours.end"))
     voice = data.get("voice") or {}
     email = data.get("email") or {}
     overlap = _number(data, "reconcile_overlap_minutes", 2, f"{source}: ")
@@ -143,6 +167,8 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
         voice_min_seconds=_number(voice, "min_seconds", 3, f"{source}: voice", int),
         voice_dial_timeout=_number(voice, "dial_timeout", 20, f"{source}: voice", int),
         on_call=tuple(on_call),
+        followups=followups,
+        quiet_hours=quiet_hours,
         languages=languages,
         triage=triage,
         timezone=tz,
@@ -157,6 +183,38 @@ def parse_settings(data: dict, source: str = "settings") -> Settings:
         zendesk_requests_per_minute=_number(zendesk, "requests_per_minute", 400,
                                             f"{source}: zendesk", int),
     )
+
+
+def _followups(data: dict, where: str) -> Followups:
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where}: expected a mapping")
+    default = Followups()
+    limits = data.get("first_response_minutes") or {}
+    if not isinstance(limits, dict) or set(limits) - set(PRIORITIES):
+        raise SettingsError(f"{where}.first_response_minutes: expected a mapping of "
+                            f"{', '.join(PRIORITIES)} to minutes")
+    minutes = dict(default.first_response_minutes)
+    for priority in limits:
+        minutes[priority] = _number(limits, priority, minutes[priority],
+                                    f"{where}.first_response_minutes")
+    delays = data.get("pending_reminder_hours", list(default.pending_reminder_hours))
+    if not isinstance(delays, list) or len(delays) != 2:
+        raise SettingsError(f"{where}.pending_reminder_hours: expected [reminder, last notice] hours")
+    try:
+        delays = tuple(float(d) for d in delays)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}.pending_reminder_hours: {delays!r} are not numbers") from None
+    if not 0 <= delays[0] < delays[1]:
+        raise SettingsError(f"{where}.pending_reminder_hours: the last notice must come after the "
+                            f"reminder")
+    return Followups(
+        first_response_minutes=minutes,
+        repage_minutes=_number(data, "repage_minutes", default.repage_minutes, where),
+        pending_reminder_hours=delays,
+        satisfaction_after_hours=_number(data, "satisfaction_after_hours",
+                                         default.satisfaction_after_hours, where),
+        satisfaction_window_hours=_number(data, "satisfaction_window_hours",
+                                          default.satisfaction_window_hours, where))
 
 
 def load_settings(path: Path) -> Settings:

@@ -25,8 +25,10 @@ bp = Blueprint("zendesk", __name__)
 
 MAX_SKEW = 300  # seconds either side of now
 SYNC_JOB = "bot.jobs.sync_ticket"
-# Event-subscription types that can mean a text for the customer.
-SYNC_EVENTS = {"zen:event-type:ticket.comment_added", "zen:event-type:ticket.tags_changed"}
+# Event-subscription types that can mean a text for the customer, or change the
+# follow-ups Hotline keeps (an agent answered, the status or priority changed).
+SYNC_EVENTS = {"zen:event-type:ticket.comment_added", "zen:event-type:ticket.tags_changed",
+               "zen:event-type:ticket.status_changed", "zen:event-type:ticket.priority_changed"}
 
 
 def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:

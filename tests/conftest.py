@@ -24,6 +24,7 @@ from bot.config import ROOT, Config
 from tests import twilio_mock, zendesk_mock
 
 FIXTURES = Path(__file__).parent / "fixtures"
+FOLLOWUP_PREFIX = "hotline-fu-"  # ids of follow-up jobs (bot.jobs.schedule_followup)
 BASE_URL = "https://hotline.example.com"
 
 
@@ -242,7 +243,8 @@ def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout
     """Run every queued job through a real RQ worker until nothing is left.
 
     Scheduled jobs (retries, back-off) are moved to the queue when due — or
-    at once with `future=True`, standing in for the clock.
+    at once with `future=True`, standing in for the clock. Follow-ups (SPEC 7)
+    keep their time even then: tests of them move the clock with time-machine.
     """
     queue = Queue(queue_name, connection=conn)
     registry = ScheduledJobRegistry(queue=queue)
@@ -254,8 +256,10 @@ def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout
             worker.work(burst=True)
             done += 1
             continue
-        stamp = int(time.time()) + (10 ** 7 if future else 0)
-        due = registry.get_jobs_to_schedule(timestamp=stamp)
+        due = registry.get_jobs_to_schedule(timestamp=int(time.time()))
+        if future:
+            later = registry.get_jobs_to_schedule(timestamp=int(time.time()) + 10 ** 7)
+            due = list(dict.fromkeys(due + [j for j in later if not j.startswith(FOLLOWUP_PREFIX)]))
         if not due:
             return done
         for job_id in due:
@@ -265,10 +269,11 @@ def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout
 
 
 def scheduled_in(conn, queue_name: str = "hotline") -> list[float]:
-    """Seconds from now at which each scheduled job is due."""
+    """Seconds from now at which each scheduled job (retries, back-off; not follow-ups) is due."""
     registry = ScheduledJobRegistry(queue=Queue(queue_name, connection=conn))
     now = datetime.now(timezone.utc)
-    return [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()]
+    return [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()
+            if not j.startswith(FOLLOWUP_PREFIX)]
 
 
 # -- logs ----------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_real_trigger_fixture_shape_with_ticketID_is_understood(zd_client, conn)
     assert resp.status_code == 200 and resp.json["ticket_id"] == 12345
 
 
-@pytest.mark.parametrize("kind", ["zen:event-type:ticket.created", "zen:event-type:ticket.priority_changed",
+@pytest.mark.parametrize("kind", ["zen:event-type:ticket.created", "zen:event-type:ticket.subject_changed",
                                   "zen:event-type:user.active_changed"])
 def test_event_types_hotline_ignores_get_204(zd_client, conn, kind):
     conn.hset(keys.ticket(4321), "conv", "c1")
@@ -116,3 +116,12 @@ def test_no_secret_configured_refuses_everything(client, conn):
 def test_malformed_bodies_are_400_with_reason(zd_client, conn, raw, reason):
     resp = post_event(zd_client, None, raw=raw)
     assert resp.status_code == 400 and reason in resp.json["reason"]
+
+
+def test_status_and_priority_changes_on_a_known_ticket_are_queued(zd_client, conn):
+    conn.hset(keys.ticket(4321), "conv", "c1")
+    for i, kind in enumerate(("status_changed", "priority_changed")):
+        event = dict(comment_added(4321, f"01HSTATUS{i}"), type=f"zen:event-type:ticket.{kind}")
+        event["detail"]["status"] = "SOLVED"
+        resp = post_event(zd_client, event)
+        assert resp.status_code == 200 and resp.json == {"status": "queued", "ticket_id": 4321}

@@ -286,6 +286,10 @@ class ZendeskMock:
         t = self._get("ticket", self._id(request))
         if not t:
             return 404, {"error": "RecordNotFound", "description": "Not found"}
+        if "users" in parse_qs(urlparse(request.url).query).get("include", [""])[0].split(","):
+            ids = {t["requester_id"], t["submitter_id"], t.get("assignee_id")} - {None}
+            users = [u for u in (self._get("user", i) for i in sorted(ids)) if u]
+            return 200, {"ticket": t, "users": users}
         return 200, {"ticket": t}
 
     def list_tickets(self, request):

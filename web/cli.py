@@ -334,3 +334,26 @@ def triage_cmd(text):
     click.echo(f"language  {NAMES.get(language, language) if language else 'not detected'}")
     if masked != text:
         click.echo(f"redacted  {masked}")
+
+
+@hotline.group()
+def followups():
+    """Follow-ups scheduled in RQ (SPEC 7)."""
+
+
+@followups.command("list")
+@click.option("--ticket", type=int, default=None, help="Only this ticket's follow-ups.")
+def followups_list(ticket):
+    """Show each scheduled follow-up: ticket, step, due time (UTC) and queue.
+
+    A step whose reason has gone since (an answer whose webhook has not come
+    yet) is still listed; when due, it re-reads the ticket and does nothing.
+    """
+    from bot.jobs import scheduled_followups
+
+    found = scheduled_followups(_redis(), _config(), ticket)
+    for f in found:
+        click.echo(f"ticket {f['ticket']:<8} {f['step']:<15} due {f['due']:%Y-%m-%d %H:%M:%S}Z  "
+                   f"{f['queue']}")
+    if not found:
+        click.echo("no follow-ups scheduled")

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
 
+from bot import jobs
 from bot.desk.local import LocalDesk
 from bot.phone.outbox import LocalOutbox
 from handlers.common import state
@@ -44,6 +45,11 @@ TICKET = PAGE.replace("{% block body %}{% endblock %}", """
 <p>Status <strong>{{ t.status }}</strong> · priority <strong class="prio-{{ t.priority }}">{{ t.priority or '-' }}</strong> · requester {{ t.requester }}
 {% if t.followup_of %}· follow-up of <a href="{{ url_for('local.ticket', ticket_id=t.followup_of) }}">#{{ t.followup_of }}</a>{% endif %}
 · tags {% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</p>
+<form method="post" action="{{ url_for('local.run_followups', ticket_id=t.id) }}">
+<p>Scheduled follow-ups:
+{% for f in followups %}<span class="tag">{{ f.step }} · due {{ f.due.strftime('%Y-%m-%d %H:%M') }} UTC</span>
+{% else %}none{% endfor %}
+{% if followups %}<button title="Local mode: run them now, as if they were due">Run due now</button>{% endif %}</p></form>
 <form method="post" action="{{ url_for('local.set_status', ticket_id=t.id) }}">Set status:
 {% for s in statuses %}<button name="status" value="{{ s }}">{{ s }}</button>{% endfor %}</form>
 <form method="post" action="{{ url_for('local.reply', ticket_id=t.id) }}">
@@ -106,9 +112,20 @@ def ticket(ticket_id: int):
     for c in comments:
         c["uploads"] = json.loads(c["uploads"] or "[]")
     macros = sorted({p.name.split(".")[0] for p in (state().config.templates_dir / "sms").glob("*.txt")}
-                    - {"oncall"})  # the on-call alert is not for customers
+                    - {"oncall", "oncall_overdue"})  # on-call pages are not for customers
+    st = state()
     return render_template_string(TICKET, title=f"Ticket #{ticket_id}", t=d.ticket_row(ticket_id),
-                                  comments=comments, statuses=STATUSES, macros=macros)
+                                  comments=comments, statuses=STATUSES, macros=macros,
+                                  followups=jobs.scheduled_followups(st.redis, st.config, ticket_id))
+
+
+@bp.post("/desk/<int:ticket_id>/followups")
+def run_followups(ticket_id: int):
+    """Try the ticket's follow-ups without waiting: a worker runs them now, as if due."""
+    _existing(ticket_id)
+    st = state()
+    jobs.run_followups_now(st.redis, st.config, ticket_id)
+    return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
 
 def _hint(ticket_id: int) -> None:
@@ -148,6 +165,7 @@ def set_status(ticket_id: int):
     if status not in STATUSES:
         abort(400)
     _existing(ticket_id).set_status(ticket_id, status)
+    _hint(ticket_id)  # as Zendesk's status_changed event does: follow-ups follow the status
     return redirect(url_for("local.ticket", ticket_id=ticket_id))
 
 

@@ -17,6 +17,7 @@ class Ticket:
     updated_at: str = ""       # Zendesk's stamp; also the safe-update token
     tags: list[str] = field(default_factory=list)
     priority: str | None = None
+    requester_time_zone: str | None = None   # IANA name, when the desk knows it
 
 
 @dataclass
@@ -69,6 +70,9 @@ class Desk(Protocol):
     def create_user(self, name: str, phone: str | None = None, email: str | None = None) -> int: ...
 
     def get_ticket(self, ticket_id: int) -> Ticket | None: ...
+
+    def ticket_for_followup(self, ticket_id: int) -> Ticket | None:
+        """The ticket with its requester's time zone, in one request (SPEC 7)."""
 
     def find_ticket_by_external_id(self, external_id: str) -> Ticket | None: ...
 

@@ -88,6 +88,9 @@ class LocalDesk:
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
         return self._ticket(row) if row else None
 
+    def ticket_for_followup(self, ticket_id: int) -> Ticket | None:
+        return self.get_ticket(ticket_id)  # local users have no time zone
+
     def find_ticket_by_external_id(self, external_id: str) -> Ticket | None:
         with self._db() as db:
             row = db.execute("SELECT * FROM tickets WHERE external_id = ?", (external_id,)).fetchone()

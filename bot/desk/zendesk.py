@@ -69,6 +69,7 @@ class ZendeskDesk:
         session.hooks["response"].append(_raise_for_status)
         self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
                             timeout=timeout, disable_cache=True)
+        self.session, self.timeout = session, timeout  # authorised by zenpy
         self.budget = budget
 
     def _count(self, response: requests.Response, *args, **kwargs) -> None:
@@ -114,6 +115,22 @@ class ZendeskDesk:
             return _ticket(self._do(self.client.tickets, id=ticket_id))
         except NotFound:
             return None
+
+    def ticket_for_followup(self, ticket_id: int) -> Ticket | None:
+        # zenpy drops sideloads without its cache; the same authorised session
+        # reads the ticket with its users sideloaded (one request, as get_ticket).
+        url = f"https://{self.subdomain}.zendesk.com/api/v2/tickets/{ticket_id}.json"
+        try:
+            data = self._do(lambda: self.session.get(url, params={"include": "users"},
+                                                     timeout=self.timeout).json())
+        except NotFound:
+            return None
+        t = data["ticket"]
+        zone = next((u.get("iana_time_zone") for u in data.get("users") or []
+                     if u.get("id") == t.get("requester_id")), None)
+        return Ticket(id=int(t["id"]), status=str(t["status"]), requester_id=t.get("requester_id"),
+                      updated_at=str(t.get("updated_at") or ""), tags=list(t.get("tags") or []),
+                      priority=t.get("priority"), requester_time_zone=zone)
 
     def find_ticket_by_external_id(self, external_id: str) -> Ticket | None:
         found = self._do(lambda: list(self.client.tickets(external_id=external_id)))
