@@ -1,5 +1,5 @@
-"""`make bench`: webhook latency, then Zendesk calls per message, then what
-reconciliation with Twilio costs (requests per run), then triage's speed at run time.
+"""`make bench`: webhook latency, then Zendesk calls per message and per follow-up step,
+then what reconciliation with Twilio costs (requests per run), then triage's speed at run time.
 
 Prints both and writes them to bench/results/latest.json (gitignored).
 Exit status 1 only when a half could not run at all; missing the latency
@@ -61,9 +61,10 @@ def main() -> int:
         results["zendesk_calls"] = {"error": f"{exc.__class__.__name__}: {exc}"}
         failed = True
 
-    from bench import reconcile_cost, triage_speed
+    from bench import followup_calls, reconcile_cost, triage_speed
 
-    for key, label, module in (("reconcile_cost", "reconciliation cost", reconcile_cost),
+    for key, label, module in (("followup_calls", "follow-up call counts", followup_calls),
+                               ("reconcile_cost", "reconciliation cost", reconcile_cost),
                                ("triage", "triage at run time", triage_speed)):
         print()
         try:

@@ -198,7 +198,7 @@ def _watch(step, reason, t: TicketState, now, settings, early) -> Action:
     waited = minutes(now - t.waiting_since)
     if step == REPAGE:
         page = int(page or 2)
-        if t.priority != "urgent" or page > MAX_PAGES:
+        if t.priority != "urgent" or page > MAX_PAGES or not settings.on_call:
             return Action("gone")
         return Action("done", page=page, then=_repage(since, page + 1, now, settings),
                       note=f"Still no public answer: the customer has waited {waited}. On-call "
@@ -207,7 +207,7 @@ def _watch(step, reason, t: TicketState, now, settings, early) -> Action:
     if now < due and not early:
         return Action("waiting", retry_at=due)  # the priority was lowered meanwhile
     up = raised(t.priority)
-    urgent = t.priority == "urgent"
+    urgent = t.priority == "urgent" and bool(settings.on_call)  # someone to page
     note = (f"No public answer yet: the customer has waited {waited} (limit for "
             f"{t.priority or 'normal'} tickets: {minutes(first_response_limit(t.priority, settings))}).")
     if up != (t.priority or "normal"):

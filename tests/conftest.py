@@ -268,6 +268,20 @@ def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout
     raise AssertionError("jobs still running at the deadline")
 
 
+def run_due(conn, queue_names=("hotline-urgent", "hotline"), timeout: float = 30.0) -> None:
+    """Real RQ workers, each starting its scheduler (as `rq worker --with-scheduler` does),
+    until nothing is queued or due on the (possibly time-travelled) clock."""
+    queues = [Queue(name, connection=conn) for name in queue_names]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QuietWorker(queues, connection=conn).work(burst=True, with_scheduler=True)
+        now = int(time.time())
+        if not any(len(q) for q in queues) and not any(
+                ScheduledJobRegistry(queue=q).get_jobs_to_schedule(timestamp=now) for q in queues):
+            return
+    raise AssertionError("jobs still due at the deadline")
+
+
 def scheduled_in(conn, queue_name: str = "hotline") -> list[float]:
     """Seconds from now at which each scheduled job (retries, back-off; not follow-ups) is due."""
     registry = ScheduledJobRegistry(queue=Queue(queue_name, connection=conn))

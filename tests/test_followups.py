@@ -107,13 +107,18 @@ def test_overdue_normal_ticket_is_tagged_noted_and_raised_one_step_without_pagin
     assert "waited 4 h 01 min" in action.note and "raised the priority to high" in action.note
 
 
+ONCALL = parse_settings({"on_call": ["+15005550009"]})
+
+
 def test_overdue_urgent_ticket_pages_three_times_in_all():
     f = facts(status="new", priority="urgent", waiting_since=at())
-    first = decide("first_response", fu.reason_of(at()), f, at(minutes=6), S)
+    alone = decide("first_response", fu.reason_of(at()), f, at(minutes=6), S)  # nobody on call
+    assert (alone.page, alone.then, alone.tags) == (None, None, ("hotline_overdue",))
+    first = decide("first_response", fu.reason_of(at()), f, at(minutes=6), ONCALL)
     assert (first.priority, first.page, first.then.step, first.then.urgent) == (None, 1, "repage", True)
     assert first.then.due == at(minutes=16)
-    second = decide("repage", first.then.reason, f, at(minutes=16), S)
-    third = decide("repage", second.then.reason, f, at(minutes=26), S)
+    second = decide("repage", first.then.reason, f, at(minutes=16), ONCALL)
+    third = decide("repage", second.then.reason, f, at(minutes=26), ONCALL)
     assert (second.page, third.page, third.then) == (2, 3, None)
 
 

@@ -5,19 +5,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import time_machine
 import yaml
-from rq import Queue
-from rq.registry import ScheduledJobRegistry
 
-from bot import jobs, keys, runtime
+from bot import jobs, runtime
 from bot.config import ROOT
-from tests.conftest import QuietWorker, wait_for
+from bot.desk.local import LocalDesk
+from tests.conftest import run_due, run_jobs, wait_for
 from tests.test_agent_replies import hint
 from tests.test_conversation_e2e import CUSTOMER, text
 from tests.test_local_mode import local  # noqa: F401 (fixture)
@@ -51,22 +49,6 @@ def fu_rt(config, conn, tmp_path, monkeypatch):
 def clock():
     with time_machine.travel(T0, tick=True) as traveller:
         yield traveller
-
-
-def queues(conn) -> list[Queue]:
-    return [Queue("hotline-urgent", connection=conn), Queue("hotline", connection=conn)]
-
-
-def run_due(conn, timeout: float = 30.0) -> None:
-    """Real RQ workers, each starting its scheduler, until nothing is queued or due."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        QuietWorker(queues(conn), connection=conn).work(burst=True, with_scheduler=True)
-        now = int(time.time())
-        if not any(len(q) for q in queues(conn)) and not any(
-                ScheduledJobRegistry(queue=q).get_jobs_to_schedule(timestamp=now) for q in queues(conn)):
-            return
-    raise AssertionError("jobs still due at the deadline")
 
 
 def later(clock, conn, **delta) -> None:
@@ -241,6 +223,18 @@ def test_an_answer_after_the_window_is_an_ordinary_message(client, conn, fu_rt, 
     assert texts_to(twilio, CUSTOMER, "Thank you for your rating") == []
 
 
+def test_a_rating_that_reads_as_an_emergency_is_a_message(client, conn, fu_rt, zd_client, zendesk,
+                                                          twilio, clock):
+    tid = solved_case(client, conn, zendesk, zd_client)
+    later(clock, conn, hours=24, minutes=1)
+    text(client, "1 my dog is bleeding again")
+    run_due(conn)
+
+    t = ticket(zendesk, tid)
+    assert not [tag for tag in t["tags"] if tag.startswith("csat_")]
+    assert t["status"] == "open" and zendesk.texts(tid)[-1] == "1 my dog is bleeding again"
+
+
 def test_quiet_hours_hold_a_survey_until_morning_in_the_customers_zone(
         client, conn, fu_rt, zd_client, zendesk, twilio, clock):
     tid = solved_case(client, conn, zendesk, zd_client)
@@ -285,9 +279,6 @@ def test_a_scheduled_follow_up_outlives_a_killed_worker(client, conn, fu_rt, zen
 
 
 def test_followups_list_and_the_local_desks_run_now(local, conn):
-    from bot.desk.local import LocalDesk
-    from tests.conftest import run_jobs
-
     app, built = local
     runner = app.test_cli_runner()
     runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "my dog got hit by a car"])
