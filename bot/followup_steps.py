@@ -21,7 +21,7 @@ from bot import delivery, enrichment, followups, keys
 from bot.errors import TicketClosed
 from bot.events import InboundMessage
 from bot.followups import Schedule, TicketState
-from bot.phones import mask
+from bot.phones import fingerprint, mask
 
 log = logging.getLogger("hotline.followups")
 
@@ -193,7 +193,7 @@ def _page(rt, ticket_id: int, reason: str, page: int, waited: float) -> None:
     since = reason.partition(":")[0]
     for number in rt.settings.on_call:
         delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"overdue:{ticket_id}:{since}:{page}:{number}",
+                           intent=f"overdue:{ticket_id}:{since}:{page}:{fingerprint(number)}",
                            what="the on-call page for an unanswered ticket")
 
 

@@ -128,6 +128,30 @@ def test_an_agents_public_answer_cancels_the_watch(client, conn, fu_rt, zd_clien
     assert "hotline_overdue" not in ticket(zendesk, tid)["tags"]
 
 
+def test_an_agents_answer_on_an_email_ticket_cancels_the_watch(config, conn, tmp_path, monkeypatch,
+                                                                zd_client, zendesk, twilio, clock):
+    from tests.test_sendgrid import PASSWORD, USER, email, post
+    from web import create_app
+
+    cfg = dataclasses.replace(config, settings_path=settings_file(tmp_path),
+                              sendgrid_inbound_user=USER, sendgrid_inbound_password=PASSWORD)
+    built = runtime.build(cfg)
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    mail = create_app(cfg, maintenance=False).test_client()
+    assert post(mail, email(subject="Sitter", text="the sitter never showed up")).status_code == 200
+    run_due(conn)
+    [t] = zendesk.all("ticket")
+    assert steps(conn, built, t["id"]) == ["first_response"]
+
+    zendesk.agent_comment(t["id"], zendesk.add_agent()["id"], "We are on it")  # mailed by Zendesk
+    zendesk.set_ticket(t["id"], status="open")
+    hint(zd_client, t["id"], "ev-mail-answer")
+    run_due(conn)
+    assert steps(conn, built, t["id"]) == []
+    later(clock, conn, hours=10)
+    assert "hotline_overdue" not in ticket(zendesk, t["id"])["tags"]
+
+
 def pending_case(client, conn, zendesk, zd_client) -> int:
     tid = new_case(client, conn, zendesk, "I need to file a claim for the vet bill")
     agent = zendesk.add_agent()
