@@ -82,9 +82,8 @@ def plan(t: TicketState, settings: Settings) -> tuple[list[Schedule], list[str]]
     want: list[Schedule] = []
     keep: set[str] = set()
     f = settings.followups
-    urgent = t.priority == "urgent"
 
-    def ask(step: str, reason: str, due: float) -> None:
+    def ask(step: str, reason: str, due: float, urgent: bool = t.priority == "urgent") -> None:
         keep.add(step)
         if f"{step}:{reason}" in t.done:
             return
@@ -110,7 +109,7 @@ def plan(t: TicketState, settings: Settings) -> tuple[list[Schedule], list[str]]
             ask(LAST_NOTICE, reason, second)
     if t.texts and t.status == "solved" and t.status_since and f.satisfaction_after_hours:
         reason = reason_of(t.status_since)
-        ask(SATISFACTION, reason, t.status_since + f.satisfaction_after_hours * 3600)
+        ask(SATISFACTION, reason, t.status_since + f.satisfaction_after_hours * 3600, urgent=False)
     cancel = [step for step in t.scheduled if step not in keep]
     return want, cancel
 
@@ -145,6 +144,8 @@ class Action:
 def minutes(seconds: float) -> str:
     """A wait in words: '7 minutes', '3 h 05 min', '2 days 4 h'."""
     m = max(0, int(seconds // 60))
+    if m < 1:
+        return "under a minute"
     if m < 60:
         return f"{m} minute{'s' if m != 1 else ''}"
     h, m = divmod(m, 60)
@@ -177,7 +178,8 @@ def decide(step: str, reason: str, facts: Facts, now: float, settings: Settings,
         return Action("opted_out")
     if step == SATISFACTION and (facts.other_emergency or facts.surveyed_recently):
         return Action("skipped")
-    if t.priority != "urgent" and not early:
+    # A survey is never urgent; a reminder about an urgent case goes whatever the hour.
+    if (step == SATISFACTION or t.priority != "urgent") and not early:
         until = quiet_until(now, facts.zone, settings.quiet_hours)
         if until:
             return Action("held", retry_at=until)

@@ -170,6 +170,16 @@ def test_quiet_hours_hold_customer_texts_until_morning_in_their_zone_but_not_urg
     assert datetime.fromtimestamp(held.retry_at, tokyo).strftime("%H:%M") == "08:00"
     urgent = TicketState(status="pending", status_since=at(hours=-24), texts=True, priority="urgent")
     assert decide("reminder", fu.reason_of(at(hours=-24)), Facts(urgent, tokyo), at(), S).outcome == "done"
+    solved_urgent = TicketState(status="solved", status_since=at(hours=-24), texts=True, priority="urgent")
+    survey = decide("satisfaction", fu.reason_of(at(hours=-24)), Facts(solved_urgent, tokyo), at(), S)
+    assert survey.outcome == "held"  # a survey is never urgent
+    [planned], _ = plan(solved_urgent, S)
+    assert not planned.urgent
+
+
+def test_waits_in_words():
+    assert [fu.minutes(s) for s in (20, 60, 7 * 60, 185 * 60, 50 * 3600)] == [
+        "under a minute", "1 minute", "7 minutes", "3 h 05 min", "2 days 2 h"]
 
 
 def test_quiet_until_across_midnight_and_daytime_windows():

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 import yaml
 
-from bot import jobs, runtime
+from bot import jobs, keys, runtime
 from bot.config import ROOT
 from bot.desk.local import LocalDesk
 from tests.conftest import run_due, run_jobs, wait_for
@@ -257,6 +257,22 @@ def test_a_rating_that_reads_as_an_emergency_is_a_message(client, conn, fu_rt, z
     t = ticket(zendesk, tid)
     assert not [tag for tag in t["tags"] if tag.startswith("csat_")]
     assert t["status"] == "open" and zendesk.texts(tid)[-1] == "1 my dog is bleeding again"
+
+
+def test_no_survey_while_another_ticket_of_theirs_is_an_open_emergency(
+        client, conn, fu_rt, zd_client, zendesk, twilio, clock):
+    tid = solved_case(client, conn, zendesk, zd_client)
+    # Meanwhile the customer's conversation moved to an emergency still open (say a case an
+    # agent opened for them and linked), as Hotline last saw it.
+    conv = conn.hget(keys.ticket(tid), "conv").decode()
+    other = zendesk.add_ticket(ticket(zendesk, tid)["requester_id"], status="open")
+    conn.hset(keys.conversation(conv), "ticket_id", other["id"])
+    conn.hset(keys.ticket(other["id"]), mapping={"conv": conv, "priority": "urgent", "status": "open"})
+
+    later(clock, conn, hours=24, minutes=1)
+    assert texts_to(twilio, CUSTOMER, SURVEY) == []
+    later(clock, conn, days=3)  # skipped for good, not postponed
+    assert texts_to(twilio, CUSTOMER, SURVEY) == [] and steps(conn, fu_rt, tid) == []
 
 
 def test_quiet_hours_hold_a_survey_until_morning_in_the_customers_zone(
