@@ -209,7 +209,7 @@ def _other_emergency(rt, conv: dict, ticket_id: int) -> bool:
 # -- survey answers ------------------------------------------------------------
 
 def open_survey(rt, conv_id: str) -> dict | None:
-    """The survey this customer may still answer ({ticket, at}), if it is inside the window.
+    """The survey this customer got inside the window ({ticket, at, answered?}), if any.
 
     The key expires with the window too; the time inside it is what counts.
     """
@@ -232,7 +232,7 @@ def survey_answer(rt, conv_id: str, message: InboundMessage) -> int | None:
     if message.channel != "sms" or message.kind_of != "text":
         return None
     survey = open_survey(rt, conv_id)
-    if not survey:
+    if not survey or survey.get("answered"):
         return None
     parsed = followups.parse_rating(message.body)
     if not parsed:
@@ -249,7 +249,8 @@ def survey_answer(rt, conv_id: str, message: InboundMessage) -> int | None:
             rt, ticket_id, text, add_tags=[f"csat_{score}"]))
     except TicketClosed:
         log.warning("followup.csat-on-closed", extra={"ticket": ticket_id})
-    rt.redis.delete(keys.survey(conv_id))
+    # One answer counts; the record stays for the window (a customer is surveyed once in it).
+    rt.redis.set(keys.survey(conv_id), json.dumps(dict(survey, answered=True)), keepttl=True)
     log.info("followup.csat", extra={"ticket": ticket_id, "score": score,
                                      "from": mask(message.sender)})
     return ticket_id

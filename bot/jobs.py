@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -258,7 +259,7 @@ def reconcile_slot(slot: int) -> str:
 
 # -- follow-ups (SPEC 7): decided in `bot.followups`, carried out in `bot.followup_steps`
 
-FOLLOWUP_JOB = "bot.jobs.followup"
+FOLLOWUP_PREFIX = "hotline-fu-"  # every follow-up's job id: hotline-fu-<ticket>-<step>-<reason>-<due>
 FOLLOWUP_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
 
 
@@ -282,7 +283,7 @@ def schedule_followup(rt, ticket_id: int, item: Schedule) -> None:
     scheduling the same thing make one job.
     """
     reason = item.reason.replace(":", "-")
-    job_id = f"hotline-fu-{ticket_id}-{item.step}-{reason}-{int(item.due)}"
+    job_id = f"{FOLLOWUP_PREFIX}{ticket_id}-{item.step}-{reason}-{int(item.due)}"
     previous = followup_steps.scheduled(rt, ticket_id).get(item.step)
     if previous and previous["job"] != job_id:
         cancel_followup(rt, ticket_id, item.step)
@@ -326,20 +327,24 @@ def followup(ticket_id: int, step: str, reason: str, early: bool = False) -> str
     return ran.outcome
 
 
+FOLLOWUP_ID = re.compile(re.escape(FOLLOWUP_PREFIX) + r"(\d+)-([a-z_]+)-")
+
+
 def scheduled_followups(conn, config, ticket_id: int | None = None) -> list[dict]:
-    """What RQ's scheduler holds: [{ticket, step, due, queue, job}], soonest first."""
+    """What RQ's scheduler holds: [{ticket, step, due, queue, job}], soonest first.
+
+    Read from the scheduled registries themselves (a follow-up's job id names its
+    ticket and step), so what is listed is what RQ will run.
+    """
     out = []
     for name in (config.urgent_queue_name, config.queue_name):
         registry = ScheduledJobRegistry(name, connection=conn)
         for job_id, score in conn.zrange(registry.key, 0, -1, withscores=True):
-            try:
-                job = Job.fetch(job_id.decode(), connection=conn)
-            except Exception:  # deleted under us (NoSuchJobError, a broken payload)
+            match = FOLLOWUP_ID.match(job_id.decode())
+            if not match or (ticket_id and int(match.group(1)) != ticket_id):
                 continue
-            if job.func_name != FOLLOWUP_JOB or (ticket_id and job.args[0] != ticket_id):
-                continue
-            out.append({"ticket": job.args[0], "step": job.args[1], "queue": name, "job": job.id,
-                        "due": datetime.fromtimestamp(score, timezone.utc)})
+            out.append({"ticket": int(match.group(1)), "step": match.group(2), "queue": name,
+                        "job": job_id.decode(), "due": datetime.fromtimestamp(score, timezone.utc)})
     return sorted(out, key=lambda f: f["due"])
 
 
@@ -353,6 +358,7 @@ def run_followups_now(conn, config, ticket_id: int) -> int:
         conn.hdel(keys.followups(ticket_id), item["step"])
         Queue(item["queue"], connection=conn).enqueue(
             followup, *job.args[:3], early=True, retry=FOLLOWUP_RETRY,
+            job_id=f"{FOLLOWUP_PREFIX}{ticket_id}-{item['step']}-now-{time.time_ns()}",
             description=f"followup({ticket_id}, {item['step']}, now)")
         moved += 1
     return moved

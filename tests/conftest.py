@@ -20,11 +20,11 @@ from rq.registry import ScheduledJobRegistry
 from twilio.request_validator import RequestValidator
 
 from bot import metrics, runtime
+from bot.jobs import FOLLOWUP_PREFIX
 from bot.config import ROOT, Config
 from tests import twilio_mock, zendesk_mock
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FOLLOWUP_PREFIX = "hotline-fu-"  # ids of follow-up jobs (bot.jobs.schedule_followup)
 BASE_URL = "https://hotline.example.com"
 
 

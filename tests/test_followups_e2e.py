@@ -228,6 +228,9 @@ def test_survey_answered_in_words_or_digits_is_recorded_on_that_ticket(
     assert f"{score} out of 5" in rated and rated.endswith(f"Their comment: {comment}")
     assert len(texts_to(twilio, CUSTOMER, "Thank you for your rating")) == 1
 
+    text(client, "2")  # one answer counts: the next is an ordinary message
+    run_due(conn)
+    assert zendesk.texts(tid)[-1] == "2" and "csat_2" not in ticket(zendesk, tid)["tags"]
     later(clock, conn, days=30)  # once per ticket
     assert len(texts_to(twilio, CUSTOMER, SURVEY)) == 1
 
