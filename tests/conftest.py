@@ -20,8 +20,8 @@ from rq.registry import ScheduledJobRegistry
 from twilio.request_validator import RequestValidator
 
 from bot import metrics, runtime
-from bot.jobs import FOLLOWUP_PREFIX
 from bot.config import ROOT, Config
+from bot.jobs import FOLLOWUP_PREFIX
 from tests import twilio_mock, zendesk_mock
 
 FIXTURES = Path(__file__).parent / "fixtures"
