@@ -343,3 +343,20 @@ def test_followups_list_and_the_local_desks_run_now(local, conn):
     assert "STILL UNANSWERED" in app.test_client().get("/local/outbox").get_data(as_text=True)
     listed = runner.invoke(args=["hotline", "followups", "list"]).output
     assert "repage" in listed and "first_response" not in listed  # the next page, in 10 minutes
+
+
+def test_a_follow_up_that_keeps_failing_is_listed_and_replayable(client, app, conn, fu_rt, zendesk,
+                                                                 twilio, clock):
+    tid = new_case(client, conn, zendesk, "my dog got hit by a car")
+    zendesk.fail_next("GET", rf"/tickets/{tid}\.json", 503, times=7)  # the step's read, every try
+    later(clock, conn, minutes=6)
+    for _ in range(7):  # RQ's retries, 5 s to 30 min apart
+        later(clock, conn, minutes=31)
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["hotline", "failed", "list"]).output
+    assert f"followup({tid}, first_response)" in listed
+    assert texts_to(twilio, ONCALL, "STILL UNANSWERED") == []
+
+    assert runner.invoke(args=["hotline", "failed", "requeue"]).output.startswith("requeued 1 job")
+    run_due(conn)  # Zendesk answers again: the overdue ticket is escalated after all
+    assert len(texts_to(twilio, ONCALL, "STILL UNANSWERED")) == 1

@@ -218,29 +218,36 @@ def failed():
 
 @failed.command("list")
 def failed_list():
-    """Show failed jobs and conversations with events set aside."""
+    """Show failed jobs (both queues) and conversations with events set aside."""
     conn, cfg = _redis(), _config()
-    registry = FailedJobRegistry(cfg.queue_name, connection=conn)
-    for job in registry.get_job_ids():
-        job_obj = Queue(cfg.queue_name, connection=conn).fetch_job(job)
-        reason = (job_obj.latest_result().exc_string or "").strip().splitlines()[-1:] if job_obj \
-            and job_obj.latest_result() else [""]
-        click.echo(f"job {job} {job_obj.description if job_obj else ''} {reason[0] if reason else ''}")
+    names = (cfg.urgent_queue_name, cfg.queue_name)  # urgent follow-ups fail on their own queue
+    failed_jobs = 0
+    for name in names:
+        registry = FailedJobRegistry(name, connection=conn)
+        failed_jobs += registry.count
+        for job in registry.get_job_ids():
+            job_obj = Queue(name, connection=conn).fetch_job(job)
+            reason = (job_obj.latest_result().exc_string or "").strip().splitlines()[-1:] if job_obj \
+                and job_obj.latest_result() else [""]
+            click.echo(f"job {job} {job_obj.description if job_obj else ''} {reason[0] if reason else ''}")
     convs = sorted(m.decode() for m in conn.smembers(keys.DEAD_INDEX))
     for conv in convs:
         click.echo(f"conversation {conv}: {conn.zcard(keys.dead(conv))} event(s) set aside")
-    if not registry.count and not convs:
-        click.echo(f"nothing failed: no failed jobs in queue {cfg.queue_name} and no events set aside")
+    if not failed_jobs and not convs:
+        click.echo(f"nothing failed: no failed jobs in queues {' and '.join(names)} and no events "
+                   f"set aside")
 
 
 @failed.command("requeue")
 def failed_requeue():
     """Requeue failed jobs and put set-aside events back in their conversations."""
     conn, cfg = _redis(), _config()
-    registry = FailedJobRegistry(cfg.queue_name, connection=conn)
-    jobs = registry.get_job_ids()
-    for job_id in jobs:
-        registry.requeue(job_id)
+    jobs = []
+    for name in (cfg.urgent_queue_name, cfg.queue_name):
+        registry = FailedJobRegistry(name, connection=conn)
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            jobs.append(job_id)
     convs = [m.decode() for m in conn.smembers(keys.DEAD_INDEX)]
     for conv in convs:
         for member, score in conn.zrange(keys.dead(conv), 0, -1, withscores=True):
