@@ -80,10 +80,15 @@ def observe(rt, ticket_id: int, status: str, updated_at: str, priority: str | No
     rt.redis.eval(_OBSERVE, 1, keys.ticket(ticket_id), status, int(since), priority or "")
 
 
-def customer_wrote(rt, ticket_id: int, received_at: float, status: str, updated_at: str) -> None:
-    """The customer's words reached the ticket: a wait for an answer may begin."""
+def customer_wrote(rt, ticket_id: int, received_at: float, status: str, updated_at: str,
+                   answered: bool = False) -> None:
+    """The customer's words reached the ticket: a wait for an answer may begin — unless
+    it is the record of a call someone answered (`answered`), which is an answer."""
     observe(rt, ticket_id, status, updated_at)
-    rt.redis.eval(_WAITING, 1, keys.ticket(ticket_id), int(received_at))
+    if answered:
+        rt.redis.eval(_ANSWERED, 1, keys.ticket(ticket_id), int(time.time()))
+    else:
+        rt.redis.eval(_WAITING, 1, keys.ticket(ticket_id), int(received_at))
 
 
 def agent_answered(rt, ticket_id: int, created_at: list[str]) -> None:

@@ -68,7 +68,7 @@ def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
     enrichment.followups(rt, conv_id, ticket_id, facts)
     if facts.get("received_at"):
         followup_steps.customer_wrote(rt, ticket_id, facts["received_at"], facts["status"],
-                                      facts["updated_at"])
+                                      facts["updated_at"], answered=bool(facts.get("answered_call")))
         plan_followups(rt, ticket_id)
 
 

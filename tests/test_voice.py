@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bot import keys, runtime
+from bot import jobs, keys, runtime
 from tests.conftest import BASE_URL, load_form, post_twilio, run_jobs, stored
 from tests.twilio_mock import ACCOUNT
 
@@ -213,6 +213,8 @@ def test_answered_emergency_call_still_leaves_a_ticket(voice, conn, zendesk, twi
     assert "answered by the on-call specialist" in zendesk.texts(ticket["id"])[0]
     assert ticket["priority"] == "urgent"
     assert not any(m["body"].startswith("Sorry we missed") for m in twilio.sent())
+    # Someone spoke with the caller: no first-response watch (SPEC 7).
+    assert jobs.scheduled_followups(conn, runtime.get().config, ticket["id"]) == []
 
 
 def test_recording_not_yet_downloadable_keeps_the_link_and_is_retried(voice, conn, zendesk, twilio, mocked):
