@@ -402,6 +402,7 @@ def answered_survey(rt, conv_id: str, pending: Pending, ticket_id: int) -> int:
     from bot import jobs
 
     jobs.enqueue_template(rt, conv_id, ticket_id, "sms/satisfaction_thanks", f"csat:{ticket_id}")
+    metrics.followup(rt.redis, "satisfaction", "answered")
     pipe = rt.redis.pipeline(transaction=True)
     pipe.zrem(keys.pending(conv_id), pending.member)
     pipe.set(keys.seen(pending.message.dedupe_key), "done", xx=True, keepttl=True)

@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from bot import (agent_replies, calls, conversations, delivery, enrichment, followup_steps, keys,
-                 reconcile, runtime)
+                 metrics, reconcile, runtime)
 from bot.tracing import Queue, job
 from bot.desk import NewComment
 from bot.errors import PermanentError, TransientError
@@ -307,8 +307,15 @@ def cancel_followup(rt, ticket_id: int, step: str) -> None:
     if job is not None and job.get_status() == JobStatus.SCHEDULED:
         ScheduledJobRegistry(entry["queue"], connection=rt.redis).remove(job)
         job.delete(remove_from_queue=True)
+        metrics.followup(rt.redis, step, "cancelled")
 
 
+# What a step's outcome is called in `hotline_followups_total{step,outcome}`.
+OUTCOMES = {"gone": "cancelled", "done": "sent"}
+ESCALATIONS = {"first_response", "repage"}
+
+
+@job
 def followup(ticket_id: int, step: str, reason: str, early: bool = False) -> str:
     """A follow-up come due: re-read the ticket, act once if its reason holds (`bot.followup_steps`)."""
     rt = runtime.get()
@@ -324,6 +331,9 @@ def followup(ticket_id: int, step: str, reason: str, early: bool = False) -> str
         schedule_followup(rt, ticket_id, ran.then)
     plan_followups(rt, ticket_id)  # what the read showed (a status change whose webhook was lost)
     log.info("followup.ran", extra={"ticket": ticket_id, "step": step, "outcome": ran.outcome})
+    outcome = "escalated" if ran.outcome == "done" and step in ESCALATIONS else \
+        OUTCOMES.get(ran.outcome, ran.outcome)
+    metrics.followup(rt.redis, step, outcome)
     return ran.outcome
 
 

@@ -64,6 +64,11 @@ def texts_to(twilio, number, start: str) -> list[str]:
     return [m["body"] for m in twilio.sent() if m["to"] == number and m["body"].startswith(start)]
 
 
+def counted(conn, step: str, outcome: str) -> int:
+    """hotline_followups_total{step,outcome} as kept in Redis (bot.metrics)."""
+    return int(conn.hget("hotline:metrics:hotline_followups_total", f"{step}\x1f{outcome}") or 0)
+
+
 def ticket(zendesk, ticket_id) -> dict:
     return zendesk._get("ticket", ticket_id)
 
@@ -97,6 +102,7 @@ def test_unanswered_emergency_escalates_and_pages_on_call_three_times(client, co
     assert len(texts_to(twilio, ONCALL, "STILL UNANSWERED")) == 3
     assert steps(conn, fu_rt, tid) == []
     assert len([n for n in zendesk.notes(tid) if "On-call paged again" in n]) == 3
+    assert (counted(conn, "first_response", "escalated"), counted(conn, "repage", "escalated")) == (1, 2)
 
 
 def test_overdue_ordinary_ticket_is_raised_one_step_without_paging(client, conn, fu_rt, zendesk,
@@ -122,6 +128,7 @@ def test_an_agents_public_answer_cancels_the_watch(client, conn, fu_rt, zd_clien
     hint(zd_client, tid, "ev-answer")
     run_due(conn)
     assert "first_response" not in steps(conn, fu_rt, tid)  # cancelled in RQ, not only skipped
+    assert counted(conn, "first_response", "cancelled") == 1
 
     later(clock, conn, minutes=30)
     assert texts_to(twilio, ONCALL, "STILL UNANSWERED") == []
@@ -227,6 +234,7 @@ def test_survey_answered_in_words_or_digits_is_recorded_on_that_ticket(
     [rated] = [n for n in zendesk.notes(tid) if n.startswith("The customer rated")]
     assert f"{score} out of 5" in rated and rated.endswith(f"Their comment: {comment}")
     assert len(texts_to(twilio, CUSTOMER, "Thank you for your rating")) == 1
+    assert (counted(conn, "satisfaction", "sent"), counted(conn, "satisfaction", "answered")) == (1, 1)
 
     text(client, "2")  # one answer counts: the next is an ordinary message
     run_due(conn)
