@@ -105,11 +105,22 @@ def test_rules_without_settings_fall_back_to_the_default_category():
     assert parse({}).decide("my dog got hit by a car").category == "general"
 
 
+CANDIDATES = CORPUS.with_name("corpus-candidates-12b.yaml")
+
+
 def test_corpus_files_are_well_formed():
-    for path in (CORPUS, HOLDOUT, HOLDOUT3):
+    for path in (CORPUS, HOLDOUT, HOLDOUT3, CANDIDATES):
         items = yaml.safe_load(path.read_text())
         assert all({"text", "category", "lang"} <= set(i) for i in items)
         assert {i["category"] for i in items} == {"emergency", "safety", "claim", "account", "general"}
+
+
+def test_candidate_messages_repeat_no_corpus_or_held_out_text():
+    # Only a count on failure: the held-out texts stay unseen.
+    seen = {normalise(m["text"]) for p in (CORPUS, HOLDOUT, HOLDOUT3) for m in yaml.safe_load(p.read_text())}
+    candidates = [normalise(m["text"]) for m in yaml.safe_load(CANDIDATES.read_text())]
+    assert len(set(candidates)) == len(candidates) == 265
+    assert sum(c in seen for c in candidates) == 0
 
 
 def test_cli_shows_the_decision_and_why(app):

@@ -78,7 +78,7 @@ def test_the_new_held_out_set_is_big_enough_and_a_fifth_spanish_and_never_traine
     ("lily bouquet ok?", "general", 'rule "poison" matched "lily" but was vetoed: emergency score'),
     ("if a dog had a seizure what would they do", "general", 'rule "hypothetical-or-all-clear"'),
     # A high score alone makes an emergency.
-    ("car clipped him … breathing but not getting up", "emergency", "emergency score 0.9"),
+    ("car clipped him … breathing but not getting up", "emergency", "is at or above"),
     ("rattler got him on the snout", "emergency", "is at or above"),
     # Never vetoed, whatever the score.
     ("he's not breathing", "emergency", 'rule "not-breathing" matched "not breathing" (never vetoed)'),
