@@ -1,5 +1,6 @@
 """`make bench`: webhook latency, then Zendesk calls per message and per follow-up step,
-then what reconciliation with Twilio costs (requests per run), then triage's speed at run time.
+then what reconciliation with Twilio costs (requests per run), then triage's speed at run
+time, then the job pipeline against SPEC 12.
 
 Prints both and writes them to bench/results/latest.json (gitignored).
 Exit status 1 only when a half could not run at all; missing the latency
@@ -61,11 +62,12 @@ def main() -> int:
         results["zendesk_calls"] = {"error": f"{exc.__class__.__name__}: {exc}"}
         failed = True
 
-    from bench import followup_calls, reconcile_cost, triage_speed
+    from bench import followup_calls, pipeline, reconcile_cost, triage_speed
 
     for key, label, module in (("followup_calls", "follow-up call counts", followup_calls),
                                ("reconcile_cost", "reconciliation cost", reconcile_cost),
-                               ("triage", "triage at run time", triage_speed)):
+                               ("triage", "triage at run time", triage_speed),
+                               ("pipeline", "the job pipeline", pipeline)):
         print()
         try:
             results[key] = module.run()

@@ -16,9 +16,10 @@ import logging
 import re
 from datetime import datetime, timezone
 
-from bot import followup_steps, keys
+from bot import followup_steps, keys, tickets
 from bot.conversations import Lock
 from bot.delivery import Sent, note, send_text
+from bot.errors import Throttled
 from bot.replies import TemplateProblem
 
 log = logging.getLogger("hotline.agent_replies")
@@ -29,8 +30,11 @@ AGENT_ROLES = {"agent", "admin"}
 ROLE_TTL = 24 * 3600
 
 
-class Busy(Exception):
-    """Another worker is syncing this ticket; try again shortly."""
+class Busy(Throttled):
+    """Another worker is syncing this ticket; try again shortly (not a failure)."""
+
+    def __init__(self):
+        super().__init__("another worker is syncing this ticket", retry_after=2)
 
 
 def split_sms(text: str, limit: int = SMS_MAX) -> list[str]:
@@ -106,10 +110,8 @@ def sync(rt, ticket_id: int) -> int:
     lock = Lock(rt.redis, keys.ticket_lock(ticket_id))
     if not lock.acquire():
         raise Busy()
-    try:
+    with lock.held():
         return _sync(rt, ticket_id, link["conv"], link.get("linked_at", ""))
-    finally:
-        lock.release()
 
 
 def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
@@ -124,14 +126,9 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     if ticket is None:
         return 0
     followup_steps.observe(rt, ticket.id, ticket.status, ticket.updated_at)
-    if ticket.priority:  # an agent may have changed it: raises are judged against this
-        conn.hset(keys.ticket(ticket.id), "priority", ticket.priority)
-    conv_map = keys.conversation(conv_id)
-    if (conn.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):
-        # What the agent changed is now known: the customer's next text can
-        # still go as a single safe update. (A stale stamp only costs a 409.)
-        conn.hset(conv_map, mapping={"ticket_stamp": ticket.updated_at,
-                                     "ticket_status": ticket.status})
+    # What the agent changed (priority, status) is now known: raises are judged
+    # against it, and the customer's next text can still go as one safe update.
+    tickets.seen(conn, ticket)
     sent = _macros(rt, ticket, conv_id, phone)
 
     # Comment ids only grow: everything up to `replied_upto` has been handled

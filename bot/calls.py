@@ -13,8 +13,22 @@ from bot import intake, keys
 from bot.events import InboundMessage
 
 SETTLE_SECONDS = 20
+CALL_TTL = 2 * 24 * 3600
 WHY = {"busy": "line busy", "no-answer": "nobody answered", "failed": "call failed",
        "canceled": "caller hung up"}
+
+
+def state(conn, call_sid: str) -> dict:
+    """What Hotline recorded about a call so far (caller, menu choice, voicemail, answered)."""
+    return {k.decode(): v.decode() for k, v in conn.hgetall(keys.call(call_sid)).items()}
+
+
+def remember(conn, call_sid: str, **fields) -> None:
+    """Record something about a call in progress (kept two days)."""
+    pipe = conn.pipeline()
+    pipe.hset(keys.call(call_sid), mapping=fields)
+    pipe.expire(keys.call(call_sid), CALL_TTL)
+    pipe.execute()
 
 
 def ended_event(call_sid: str, call: dict) -> InboundMessage | None:
@@ -43,10 +57,9 @@ def ended_event(call_sid: str, call: dict) -> InboundMessage | None:
 
 def settle(rt, call_sid: str) -> str:
     """Queue what the finished call leaves behind; returns what it was."""
-    raw = rt.redis.hgetall(keys.call(call_sid))
-    call = {k.decode(): v.decode() for k, v in raw.items()}
-    event = ended_event(call_sid, call)
+    event = ended_event(call_sid, state(rt.redis, call_sid))
     if event is None:
         return "voicemail"
-    intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event)
+    intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event,
+                  urgent_queue=rt.config.urgent_queue_name)
     return event.kind_of

@@ -101,6 +101,11 @@ class Config:
     http_timeout: float = 10.0
     maintenance_interval: float = 2.0
 
+    @property
+    def queues(self) -> tuple[str, str]:
+        """The queues a worker listens on, the one it takes first first (SPEC 12)."""
+        return (self.urgent_queue_name, self.queue_name)
+
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
         """Build the configuration from `env` (default: `os.environ`)."""

@@ -3,7 +3,11 @@
 A conversation's pending events (see `bot.intake`) are taken by whichever
 worker holds the conversation's lock, oldest first, and written as one
 comment per batch: a burst of texts costs one or two ticket writes and never
-opens two tickets. Hotline's own map (Redis) is trusted over Zendesk search,
+opens two tickets. The lock is short and renewed by a heartbeat while its
+holder lives, so a killed worker holds its conversation for seconds, not
+minutes. Nothing here waits on a clock: `process` says when a burst should
+be looked at again (`Later`) and what was written (`Written`), and
+`bot.jobs` turns those into jobs. Hotline's own map (Redis) is trusted over Zendesk search,
 which lags creation by minutes.
 
 Every write to Zendesk is preceded by an intent in the conversation map; if
@@ -17,14 +21,17 @@ import json
 import logging
 import mimetypes
 import re
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, followup_steps, keys, keywords, metrics, reconcile, tracing
+from bot import enrichment, followup_steps, keys, keywords, metrics, reconcile, tickets, tracing
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -35,7 +42,7 @@ from bot.triage import rank
 log = logging.getLogger("hotline.conversations")
 
 BATCH_MAX = 50
-LOCK_TTL_MS = 120_000
+LOCK_TTL_MS = 10_000        # renewed every third of it while the holder lives
 OPEN_STATUSES = {"new", "open", "pending", "hold"}
 REOPEN_STATUSES = {"pending", "solved"}
 REFERENCE = re.compile(r"(?:#\s?|\b(?:ticket|case|caso)\s*(?:no\.?|number|n[úu]mero)?\s*#?\s*)(\d{2,12})\b",
@@ -72,6 +79,27 @@ class Lock:
     def release(self) -> None:
         self.conn.eval(_RELEASE, 1, self.key, self.token)
 
+    @contextmanager
+    def held(self):
+        """Keep the (acquired) lock while the block runs — a heartbeat thread renews
+        it — and release it after. A killed process stops renewing: the lock
+        expires within LOCK_TTL_MS."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(LOCK_TTL_MS / 3000):
+                if not self.extend():
+                    return
+
+        thread = threading.Thread(target=beat, name="hotline-lock-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.release()
+
 
 @dataclass
 class Pending:
@@ -85,6 +113,29 @@ class Result:
     created: bool
 
 
+@dataclass(frozen=True)
+class Written:
+    """A batch reached its ticket; `facts` say what the follow-ups are (`bot.enrichment`)."""
+
+    conv_id: str
+    ticket_id: int | None      # None: keywords from a number with no ticket
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def urgent(self) -> bool:
+        """Whether what follows goes on the urgent queue: an emergency's alert and advice,
+        or a new ticket's first reply (the customer waits for it; SPEC 12's 3 s)."""
+        return bool(self.facts.get("created")) or \
+            (self.facts.get("decision") or {}).get("category") == "emergency"
+
+
+@dataclass(frozen=True)
+class Later:
+    """A burst is still arriving: look at the conversation again in `seconds`."""
+
+    seconds: float
+
+
 def _s(value) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
@@ -94,50 +145,61 @@ def load_pending(conn: redis.Redis, conv_id: str) -> list[Pending]:
     return [Pending(m, InboundMessage.from_dict(json.loads(m))) for m in raw]
 
 
-def settle(rt, conv_id: str) -> None:
-    """Let a burst finish before writing: wait until the newest pending text is
-    `coalesce_quiet_ms` old, for at most `coalesce_max_ms` (worker's own clock,
-    so a skewed web-tier clock cannot hold a worker longer)."""
+def quiet_in(rt, conv_id: str, *, written: bool = False, now: float | None = None) -> float:
+    """Seconds until a burst in progress has gone quiet; 0 to write now.
+
+    A burst is texts arriving while others wait or were just written: two or
+    more waiting (one, once this job has `written` a batch), the newest
+    younger than `coalesce_quiet_ms`. It is never held longer than
+    `coalesce_max_ms` after its oldest waiting text. A lone text is written at once.
+    """
     quiet = rt.settings.coalesce_quiet_ms / 1000
-    deadline = time.monotonic() + rt.settings.coalesce_max_ms / 1000
-    while quiet > 0:
-        newest = rt.redis.zrange(keys.pending(conv_id), -1, -1, withscores=True)
-        if not newest:
-            return
-        wait = newest[0][1] / 1000 + quiet - time.time()
-        left = deadline - time.monotonic()
-        if wait <= 0 or left <= 0:
-            return
-        time.sleep(min(wait, left))
+    if quiet <= 0:
+        return 0.0
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.zcard(keys.pending(conv_id))
+    pipe.zrange(keys.pending(conv_id), 0, 0, withscores=True)
+    pipe.zrange(keys.pending(conv_id), -1, -1, withscores=True)
+    count, oldest, newest = pipe.execute()
+    if count < (1 if written else 2):
+        return 0.0
+    now = time.time() if now is None else now
+    wait = newest[0][1] / 1000 + quiet - now
+    cap = oldest[0][1] / 1000 + rt.settings.coalesce_max_ms / 1000 - now
+    return max(0.0, min(wait, cap))
 
 
-def process(rt, conv_id: str) -> int:
-    """Bring conversation `conv_id` up to date in the desk; returns events written.
+def process(rt, conv_id: str, *, urgent: bool = False) -> Iterator[Written | Later]:
+    """Bring conversation `conv_id` up to date in the desk, yielding each `Written`
+    batch — and, when a burst is still arriving, a last `Later` saying when to
+    look again instead of waiting for it. An `urgent` conversation's first
+    batch is written at once, burst or not.
 
-    Safe to call from any number of workers at once: the one holding the lock
-    works; the others return, and the holder looks again after letting go, so
+    Safe to run in any number of workers at once: the one holding the lock
+    works; the others stop, and the holder looks again after letting go, so
     no event is left behind.
     """
-    written = 0
+    written = False
     while True:
         lock = Lock(rt.redis, keys.lock(conv_id))
         if not lock.acquire():
-            return written
-        try:
+            return
+        with lock.held():
             while True:
-                settle(rt, conv_id)
+                wait = quiet_in(rt, conv_id, written=written) if written or not urgent else 0.0
+                if wait > 0:
+                    yield Later(wait)
+                    return
                 batch = load_pending(rt.redis, conv_id)
                 if not batch:
                     break
                 try:
-                    written += write_batch(rt, conv_id, batch, lock)
+                    yield write_batch(rt, conv_id, batch, lock)
+                    written = True
                 except PermanentError as exc:
                     set_aside(rt, conv_id, batch, exc)
-                lock.extend()
-        finally:
-            lock.release()
         if rt.redis.eval(_SETTLE, 2, keys.pending(conv_id), keys.PENDING_INDEX, conv_id):
-            return written
+            return
 
 
 def set_aside(rt, conv_id: str, batch: list[Pending], exc: PermanentError) -> None:
@@ -374,9 +436,10 @@ def _has_current_ticket(conv: dict) -> bool:
     return bool(conv.get("ticket_id")) and conv.get("ticket_status") != "closed"
 
 
-def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str) -> int:
+def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str) -> Written:
     """STOP/START/HELP from a number with no current ticket: recorded and answered, no ticket
-    (as Zendesk's own text channel does): a keyword is not a case for an agent."""
+    (as Zendesk's own text channel does): a keyword is not a case for an agent. The
+    answer (HELP) is a follow-up of a `Written` without a ticket."""
     found = keywords.flag(rt, phone, [p.message for p in batch])
     pipe = rt.redis.pipeline(transaction=True)
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
@@ -384,34 +447,26 @@ def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str)
         pipe.set(keys.seen(p.message.dedupe_key), "done", xx=True, keepttl=True)
     pipe.execute()
     log.info("conversation.keywords-only", extra={"conv": conv_id, "keywords": [k for k, *_ in found]})
-    from bot import jobs
-
-    for kind, provider_id, _word in found:
-        if kind == "help":
-            jobs.enqueue_template(rt, conv_id, None, "sms/help", f"help:{provider_id}")
-    return len(batch)
+    return Written(conv_id, None, {"created": False, "keywords": found, "events": len(batch)})
 
 
 class LockLost(TransientError):
     """The conversation's lock expired during slow calls; another worker took over."""
 
 
-def answered_survey(rt, conv_id: str, pending: Pending, ticket_id: int) -> int:
+def answered_survey(rt, conv_id: str, pending: Pending, ticket_id: int) -> Written:
     """A survey answer is recorded on its ticket (`bot.followup_steps`), not written as a
-    message: thank the customer and settle the event."""
-    from bot import jobs
-
-    jobs.enqueue_template(rt, conv_id, ticket_id, "sms/satisfaction_thanks", f"csat:{ticket_id}")
+    message: settle the event; the thanks is its follow-up."""
     metrics.followup(rt.redis, "satisfaction", "answered")
     pipe = rt.redis.pipeline(transaction=True)
     pipe.zrem(keys.pending(conv_id), pending.member)
     pipe.set(keys.seen(pending.message.dedupe_key), "done", xx=True, keepttl=True)
     pipe.execute()
-    return 1
+    return Written(conv_id, ticket_id, {"created": False, "survey_answered": True, "events": 1})
 
 
-def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None) -> int:
-    """Write one batch of a conversation's events to the desk; returns its size.
+def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None) -> Written:
+    """Write one batch of a conversation's events to the desk; says what follows.
 
     With `lock`, the lock is renewed right before the write, and the write is
     not made if the lock was lost meanwhile (slow media, slow Zendesk).
@@ -500,9 +555,9 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
             raise
 
     pipe = conn.pipeline(transaction=True)
-    pipe.hset(conv_map, mapping={"ticket_id": result.ticket.id,
-                                 "ticket_stamp": result.ticket.updated_at,
-                                 "ticket_status": result.ticket.status})
+    pipe.hset(conv_map, "ticket_id", result.ticket.id)
+    tickets.remember(pipe, result.ticket, conv_id,
+                     priority=result.ticket.priority or known.get("previous") or decision.priority)
     pipe.hdel(conv_map, "intent")
     pipe.hsetnx(keys.ticket(result.ticket.id), "conv", conv_id)
     # Agent replies older than the link are not for this conversation; on a
@@ -512,8 +567,6 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     pipe.zrem(keys.pending(conv_id), *[p.member for p in batch])
     for m in messages:
         pipe.set(keys.seen(m.dedupe_key), "done", xx=True, keepttl=True)
-    pipe.hset(keys.ticket(result.ticket.id), "priority",
-              result.ticket.priority or known.get("previous") or decision.priority)
     for m in messages:
         if m.message_id:  # only this sender's replies may thread onto this ticket
             pipe.hset(keys.MESSAGE_IDS, m.message_id, f"{result.ticket.id}:{conv_id}")
@@ -525,9 +578,7 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
     log.info("conversation.written", extra={
         "conv": conv_id, "ticket": result.ticket.id, "events": len(batch),
         "event_ids": batch_ids, "new_ticket": result.created, "from": mask(phone)})
-    from bot import jobs
-
-    jobs.enqueue_after_write(rt, conv_id, result.ticket.id, {
+    return Written(conv_id, result.ticket.id, {
         "batch": batch_id, "created": result.created, "created_user": created_user,
         "user_id": user_id, "language": language,
         # What the ticket's priority was before this batch: Hotline's record when it
@@ -544,5 +595,4 @@ def write_batch(rt, conv_id: str, batch: list[Pending], lock: Lock | None = None
         "recovered": [f for f in map(reconcile.fact, messages) if f],
         # For the follow-ups: when the customer's words arrived, and the ticket as written.
         "received_at": first.received_at, "status": result.ticket.status,
-        "updated_at": result.ticket.updated_at})
-    return len(batch)
+        "updated_at": result.ticket.updated_at, "events": len(batch)})

@@ -9,11 +9,12 @@ Every text Hotline sends goes through `send_text`, which
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from enum import Enum
 
-from bot import keys
+from bot import keys, tickets
 from bot.desk import NewComment
 from bot.errors import PermanentError, TransientError
 from bot.phones import mask
@@ -62,6 +63,11 @@ class Sent(str, Enum):
     UNKNOWN = "unknown"
 
 
+def is_ours(conn, sid: str) -> bool:
+    """Whether `sid` is a text Hotline sent (so its delivery reports matter)."""
+    return bool(conn.exists(keys.message(sid)))
+
+
 def is_opted_out(conn, phone: str) -> bool:
     return bool(conn.hexists(keys.OPTED_OUT, phone))
 
@@ -73,16 +79,7 @@ def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=Non
         return
     ticket = rt.desk.add_comment(int(ticket_id), NewComment(body=text, public=False),
                                  add_tags=add_tags, remove_tags=remove_tags, priority=priority)
-    if ticket.priority:
-        rt.redis.hset(keys.ticket(ticket.id), "priority", ticket.priority)
-    # Hotline's own write must not make the customer's next text look like a
-    # conflict: keep the conversation's safe-update stamp current.
-    conv = rt.redis.hget(keys.ticket(ticket.id), "conv")
-    if conv:
-        conv_map = keys.conversation(conv.decode())
-        if (rt.redis.hget(conv_map, "ticket_id") or b"").decode() == str(ticket.id):
-            rt.redis.hset(conv_map, mapping={"ticket_stamp": ticket.updated_at,
-                                             "ticket_status": ticket.status})
+    tickets.seen(rt.redis, ticket)
 
 
 def once(rt, key: str, action) -> bool:
@@ -187,8 +184,6 @@ return 1
 
 def record_status(rt, sid: str, status: str, error_code) -> str:
     """Apply a delivery report: `ignored` (stale or unknown) or `applied`."""
-    import json
-
     rank = STATUS_RANK.get(status)
     if rank is None:
         return "ignored"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
-from bot import delivery, keys, reconcile
+from bot import delivery, keys, keywords, reconcile, texts
+from bot.delivery import Sent
 from bot.desk import NewComment
 from bot.language import NAMES
-from bot.phones import display, fingerprint
+from bot.phones import display
 from bot.triage import Decision, rank
 
 log = logging.getLogger("hotline.enrichment")
@@ -77,25 +78,42 @@ def earlier_tickets(rt, conv: dict, user_id: int, created_user: bool) -> int | N
         return None
 
 
-def alert(rt, ticket_id: int, decision: Decision, reason: str) -> None:
-    """Text each on-call number the ticket link (once per ticket, reason and number)."""
-    url = rt.desk.ticket_url(ticket_id)
-    for number in rt.settings.on_call:
-        body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=url, why=decision.why,
-                                   category=decision.category)
-        delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"oncall:{ticket_id}:{reason}:{fingerprint(number)}", what="the on-call alert")
+@dataclass(frozen=True)
+class Recording:
+    """A voicemail's audio to attach to its ticket (a job of its own: Twilio may not have it yet)."""
+
+    ticket_id: int
+    recording: dict
 
 
-def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
+def has_followups(facts: dict) -> bool:
+    """Whether a written batch calls for a follow-up job: since follow-ups (SPEC 7) watch
+    every customer text, every write does; a keyword-only batch may not."""
+    decision = facts.get("decision") or {"category": "", "priority": "low"}
+    previous = facts.get("previous")
+    return bool(facts["created"] or decision["category"] == "emergency"
+                or (previous and rank(decision["priority"]) > rank(previous))
+                or facts.get("keywords") or facts.get("missed_calls") or facts.get("recordings")
+                or facts.get("recovered") or facts.get("survey_answered")
+                or facts.get("received_at"))  # the follow-ups (SPEC 7) watch every customer text
+
+
+def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Recording]:
     """Everything a written batch calls for besides the write itself, each step once:
-    the summary or priority note, keyword notes, alerts and the auto-reply.
+    the on-call alert, the texts to the customer, then one note — the summary on
+    a new ticket, else the priority raise or what Hotline texted — saying what
+    the customer was told. Returns the recordings still to attach.
 
-    Runs as its own job (`bot.jobs.after_write`) with retries; a step that
-    failed runs again, a step that succeeded does not.
+    Runs as its own job (`bot.jobs.after_write`, on the urgent queue for an
+    emergency) and is retried as a whole: a step that succeeded is not repeated.
     """
-    from bot import jobs, keywords
-
+    if ticket_id is None:  # keywords from a number with no ticket: the answers, no note
+        for text in keywords.replies(facts.get("keywords") or []):
+            texts.send(rt, conv_id, None, text)
+        return []
+    if facts.get("survey_answered"):  # recorded by `bot.followup_steps`: only the thanks
+        texts.send(rt, conv_id, ticket_id, texts.survey_thanks(ticket_id))
+        return []
     decision = Decision(**facts["decision"])
     created, previous = facts["created"], facts.get("previous")
     conv = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.conversation(conv_id)).items()}
@@ -104,39 +122,49 @@ def followups(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
     urgent_now = created or rank(decision.priority) > rank(previous or "low")
     if decision.category == "emergency" and urgent_now:
         # First: a person must hear of an emergency even if Zendesk keeps failing below.
-        alert(rt, ticket_id, decision, facts["batch"])
+        texts.alert(rt, ticket_id, decision, facts["batch"])
+
+    # The customer first, notes after.
+    chosen: list[texts.Text] = []
+    if created and facts.get("channel") != "email" and not facts.get("missed_calls") \
+            and not facts.get("answered_call"):
+        auto = texts.autoreply(rt, conv_id, ticket_id, decision)
+        chosen += [auto] if auto else []
+    elif decision.category == "emergency" and urgent_now and not created:
+        chosen.append(texts.emergency(ticket_id, decision))
+    chosen += [texts.missed_call(sid) for sid in facts.get("missed_calls") or []]
+    chosen += keywords.replies(facts.get("keywords") or [])
+    told = []
+    for text in chosen:
+        outcome, body = texts.send(rt, conv_id, ticket_id, text)
+        if outcome in (Sent.SENT, Sent.ALREADY):
+            told.append((text, body))
+    said = texts.told(told)
+
     if created:
         def summary_note():
             location = json.loads(conv.get("location") or "{}")
-            delivery.note(rt, ticket_id, summary(
+            delivery.note(rt, ticket_id, "\n\n".join(filter(None, [summary(
                 decision=decision, phone=phone, location=location, language=facts.get("language"),
                 earlier=earlier_tickets(rt, conv, facts["user_id"], facts["created_user"]),
                 opted_out=delivery.is_opted_out(rt.redis, phone),
-                channel=facts.get("channel", "SMS")))
+                channel=facts.get("channel", "SMS")), said])))
         delivery.once(rt, f"summary:{ticket_id}", summary_note)
     elif previous and rank(decision.priority) > rank(previous):
         delivery.once(rt, f"raised:{step}", lambda: delivery.note(
-            rt, ticket_id, f"Hotline raised the priority from {previous} to {decision.priority}: "
-                           f"{decision.why} in the customer's latest message.",
+            rt, ticket_id, "\n\n".join(filter(None, [
+                f"Hotline raised the priority from {previous} to {decision.priority}: "
+                f"{decision.why} in the customer's latest message.", said])),
             priority=None if facts.get("raised_in_write") else decision.priority))
-    keywords.apply(rt, conv_id, ticket_id, facts.get("keywords") or [])
+    elif said:
+        delivery.once(rt, f"told:{step}", lambda: delivery.note(rt, ticket_id, said))
+    keywords.apply(rt, ticket_id, facts.get("keywords") or [])
     for recovered in facts.get("recovered") or []:
         reconcile.mark_ticket(rt, ticket_id, recovered)
-    if decision.category == "emergency" and urgent_now:
-        if not created:
-            jobs.enqueue_template(rt, conv_id, ticket_id, f"sms/{decision.template}",
-                                  f"emergency:{ticket_id}")
-    for call_sid in facts.get("missed_calls") or []:
-        jobs.enqueue_template(rt, conv_id, ticket_id, "sms/missed_call", f"missed:{call_sid}")
-    for recording in facts.get("recordings") or []:
-        jobs.enqueue_recording(rt, ticket_id, recording)
-    if created and facts.get("channel") == "email":
+    if created and facts.get("channel") == "email" and rt.settings.email_acknowledge:
         # Zendesk usually acknowledges email itself; Hotline only when asked to, as a
         # public comment that Zendesk mails to the requester.
-        if rt.settings.email_acknowledge:
-            delivery.once(rt, f"autoreply:{ticket_id}", lambda: rt.desk.add_comment(
-                ticket_id, NewComment(body=rt.templates.render(
-                    "email/ack", facts.get("language") or "en", ticket_id=ticket_id), public=True)))
-    elif created and not facts.get("missed_calls") and not facts.get("answered_call"):
-        delivery.once(rt, f"autoreply:{ticket_id}",
-                      lambda: jobs.schedule_autoreply(rt, conv_id, ticket_id, decision))
+        delivery.once(rt, f"autoreply:{ticket_id}", lambda: rt.desk.add_comment(
+            ticket_id, NewComment(body=rt.templates.render(
+                "email/ack", facts.get("language") or "en", ticket_id=ticket_id), public=True)))
+    return [Recording(ticket_id, r) for r in facts.get("recordings") or []]

@@ -26,6 +26,11 @@ class TransientError(ProviderError):
         self.unknown_outcome = unknown_outcome
 
 
+class Throttled(TransientError):
+    """Not called at all: Zendesk asked every worker to wait, or Hotline's share of
+    its limit is used. Waiting is not a failure: it does not use up a job's tries."""
+
+
 class PermanentError(ProviderError):
     """Trying again will not help (4xx other than 429, invalid number…)."""
 

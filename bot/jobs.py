@@ -1,10 +1,21 @@
-"""RQ jobs: importable functions that take ids, re-read state, and retry transient failures.
+"""RQ jobs: importable functions that take ids, re-read state, and say what happens next.
 
-Arguments are opaque ids only: no phone number, address or text is ever in a
-job's arguments (they show in RQ's dashboards and logs).
+This is the only module that enqueues. Domain code returns typed values —
+`conversations.Written` / `Later`, `enrichment.Recording` — and the jobs here
+turn them into jobs, on the urgent queue (which every worker takes first) when
+they concern an emergency. Arguments are opaque ids only: no phone number,
+address or text is ever in a job's arguments (they show in RQ's dashboards
+and logs).
+
+One retry policy, `later()`, for every job: a transient failure is tried
+again after the provider's `Retry-After` when it gave one, else after the
+next step of `BACKOFF`; waiting for Zendesk's shared pause or Hotline's
+budget (`Throttled`) is not a failure and uses up no try. Nothing sleeps in
+a worker: a retry is a scheduled job.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -15,143 +26,174 @@ from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from bot import (agent_replies, calls, conversations, delivery, enrichment, followup_steps, keys,
-                 metrics, reconcile, runtime)
-from bot.tracing import Queue, job
+from bot import (agent_replies, calls, conversations, delivery, enrichment, followup_steps,
+                 intake, keys, metrics, reconcile, runtime, texts)
 from bot.desk import NewComment
-from bot.errors import PermanentError, TransientError
+from bot.tracing import Queue, job
+from bot.errors import PermanentError, Throttled, TransientError
 from bot.followups import Schedule
 
 log = logging.getLogger("hotline.jobs")
 
 # Seconds between attempts after a transient failure; then the sweep in the
-# web tier keeps offering the conversation about once a minute, so an outage
-# of any length loses nothing.
+# web tier keeps offering a conversation, so an outage of any length loses nothing.
 BACKOFF = (2, 5, 15, 30, 60, 120, 300, 600)
+JOB_OPTIONS = dict(job_timeout=300, result_ttl=600, failure_ttl=30 * 24 * 3600)
 
 
-def _queue(rt) -> Queue:
-    return Queue(rt.config.queue_name, connection=rt.redis)
+def later(exc: TransientError, attempt: int) -> tuple[float, int] | None:
+    """The retry policy: (seconds to wait, the next attempt's number), or None when spent."""
+    if isinstance(exc, Throttled):
+        return max(exc.retry_after or 1.0, 0.5), attempt
+    if attempt >= len(BACKOFF):
+        return None
+    return (exc.retry_after if exc.retry_after is not None else BACKOFF[attempt]), attempt + 1
 
+
+def queue(rt, urgent: bool = False) -> Queue:
+    return Queue(rt.config.urgent_queue_name if urgent else rt.config.queue_name,
+                 connection=rt.redis)
+
+
+def enqueue(rt, fn, *args, urgent: bool = False, delay: float = 0, **options) -> None:
+    """Queue `fn(*args)` — on the urgent queue, which every worker takes first, when `urgent`."""
+    options = {**JOB_OPTIONS, **options}
+    options.setdefault("description", f"{fn.__name__}{args}")
+    if delay > 0:
+        queue(rt, urgent).enqueue_in(timedelta(seconds=delay), fn, *args, **options)
+    else:
+        queue(rt, urgent).enqueue(fn, *args, **options)
+
+
+def enqueue_urgent(rt, fn, *args, **options) -> None:
+    """Queue `fn(*args)` on the urgent queue (emergency replies, alerts, escalations)."""
+    enqueue(rt, fn, *args, urgent=True, **options)
+
+
+def retried(fn):
+    """Run a job under `later()`: a transient failure schedules the same job again
+    on the same queue, its attempt counted in the job's meta."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        try:
+            return fn(*args)
+        except TransientError as exc:
+            current = get_current_job()
+            attempt = current.meta.get("attempt", 0) if current else 0
+            step = later(exc, attempt)
+            if current is None or step is None:
+                raise
+            delay, attempt = step
+            Queue(current.origin, connection=current.connection).enqueue_in(
+                timedelta(seconds=delay), run, *args, meta={"attempt": attempt},
+                description=current.description, **JOB_OPTIONS)
+            log.warning("job.retry", extra={"job": fn.__name__, "attempt": attempt, "delay": delay,
+                                            "error": str(exc)})
+            return "retrying"
+    return run
+
+
+# -- conversations -------------------------------------------------------------
 
 @job
 def process_conversation(conv_id: str, attempt: int = 0) -> int:
-    """Write a conversation's pending events to the desk (see `bot.conversations`)."""
+    """Write a conversation's pending events to the desk (see `bot.conversations`).
+
+    Gives back the conversation's claim first, so an event arriving from now
+    on queues the next job; a job whose claim was taken over (an emergency
+    moved the conversation to the urgent queue) has nothing to do.
+    """
     rt = runtime.get()
-    try:
-        return conversations.process(rt, conv_id)
-    except TransientError as exc:
-        if attempt >= len(BACKOFF):
-            raise
-        delay = exc.retry_after if exc.retry_after is not None else BACKOFF[attempt]
-        _queue(rt).enqueue_in(timedelta(seconds=delay), process_conversation, conv_id, attempt + 1,
-                              description=f"process_conversation({conv_id})")
-        # Keep the sweep from offering it again before then.
-        rt.redis.zadd(keys.PENDING_INDEX, {conv_id: int((time.time() + delay) * 1000)}, xx=True)
-        log.warning("conversation.retry", extra={"conv": conv_id, "attempt": attempt + 1,
-                                                 "delay": delay, "error": str(exc)})
+    current = get_current_job()
+    if not intake.release_claim(rt.redis, conv_id, current.id if current else None):
         return 0
+    urgent = bool(current and current.origin == rt.config.urgent_queue_name)
+    written = 0
+    try:
+        for step in conversations.process(rt, conv_id, urgent=urgent):
+            if isinstance(step, conversations.Later):
+                _offer(rt, conv_id, step.seconds, attempt, urgent)
+                return written
+            written += step.facts.get("events", 1)
+            if enrichment.has_followups(step.facts):
+                enqueue(rt, after_write, step.conv_id, step.ticket_id, step.facts,
+                        urgent=step.urgent, description=f"after_write({step.conv_id}, {step.ticket_id})")
+    except TransientError as exc:
+        retry = later(exc, attempt)
+        if retry is None:
+            raise
+        _offer(rt, conv_id, retry[0], retry[1], urgent)
+        log.warning("conversation.retry", extra={"conv": conv_id, "attempt": retry[1],
+                                                 "delay": retry[0], "error": str(exc)})
+    return written
 
 
-def enqueue_after_write(rt, conv_id: str, ticket_id: int, facts: dict) -> None:
-    _queue(rt).enqueue(after_write, conv_id, ticket_id, facts,
-                       retry=Retry(max=6, interval=[5, 15, 60, 300, 900, 1800]),
-                       description=f"after_write({conv_id}, {ticket_id})")
+def _offer(rt, conv_id: str, delay: float, attempt: int, urgent: bool) -> None:
+    """Schedule the conversation's next job, unless an event already queued one."""
+    job = intake.claim(rt.redis, conv_id, urgent)
+    if job is None:
+        return
+    intake.enqueue_conversation(rt.redis, rt.config.queue_name, conv_id, job=job, delay=delay,
+                                attempt=attempt, urgent=rt.config.urgent_queue_name)
+    # Keep the sweep from offering it again before then.
+    rt.redis.zadd(keys.PENDING_INDEX, {conv_id: int((time.time() + delay) * 1000)}, xx=True)
 
 
 @job
+@retried
 def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
-    """Notes, alerts and replies a written batch calls for (see `bot.enrichment.followups`),
-    then the follow-ups the customer's words call for (a first-response watch; the
-    reminders of a pending ticket they answered are cancelled)."""
+    """Alerts, texts and notes a written batch calls for (see `bot.enrichment.followups`)."""
     rt = runtime.get()
-    enrichment.followups(rt, conv_id, ticket_id, facts)
-    if facts.get("received_at"):
+    for recording in enrichment.followups(rt, conv_id, ticket_id, facts):
+        enqueue_recording(rt, recording.ticket_id, recording.recording)
+    if facts.get("received_at") and ticket_id is not None:
+        # The follow-ups the customer's words call for (a first-response watch; the
+        # reminders of a pending ticket they answered are cancelled).
         followup_steps.customer_wrote(rt, ticket_id, facts["received_at"], facts["status"],
                                       facts["updated_at"], answered=bool(facts.get("answered_call")))
         plan_followups(rt, ticket_id)
 
 
-def schedule_autoreply(rt, conv_id: str, ticket_id: int, decision=None) -> bool:
-    """Queue the auto-reply for a new ticket, at most one per conversation per window.
+# -- agents' replies and delivery reports --------------------------------------
 
-    The category's template (emergency…) goes out whatever the hour and the
-    window; the plain acknowledgement becomes the after-hours message outside
-    business hours.
+@job
+@retried
+def sync_ticket(ticket_id: int, _attempt: int = 0) -> int:
+    """Send the ticket's new agent replies and macro texts to the customer (see `bot.agent_replies`).
+
+    (`_attempt`: jobs queued before the one retry policy counted tries in their arguments.)
     """
-    template = decision.template if decision else "ack"
-    if template != "ack":
-        enqueue_template(rt, conv_id, ticket_id, f"sms/{template}", f"auto:{ticket_id}")
-        rt.redis.set(keys.autoreply(conv_id), ticket_id,
-                     ex=max(1, int(rt.settings.autoreply_window_hours * 3600)))
-        return True
-    window = int(rt.settings.autoreply_window_hours * 3600)
-    if window and not rt.redis.set(keys.autoreply(conv_id), ticket_id, nx=True, ex=window):
-        return False
-    template = "sms/ack" if rt.settings.in_business_hours(datetime.now(timezone.utc)) \
-        else "sms/after_hours"
-    enqueue_template(rt, conv_id, ticket_id, template, f"auto:{ticket_id}")
-    return True
-
-
-def enqueue_template(rt, conv_id: str, ticket_id: int, template: str, intent: str) -> None:
-    _queue(rt).enqueue(send_template, conv_id, ticket_id, template, intent,
-                       retry=Retry(max=5, interval=[5, 15, 60, 300, 900]),
-                       description=f"send_template({conv_id}, {template})")
-
-
-@job
-def send_template(conv_id: str, ticket_id: int, template: str, intent: str | None = None) -> str:
-    """Text the conversation's customer a template, once for `intent`."""
     rt = runtime.get()
-    phone = rt.redis.hget(keys.conversation(conv_id), "phone")
-    if not phone:
-        log.error("send.no-phone", extra={"conv": conv_id})
-        return "no-phone"
-    language = (rt.redis.hget(keys.conversation(conv_id), "language") or b"en").decode()
-    body = rt.templates.render(template, language, ticket_id=ticket_id)
-    return delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone.decode(),
-                              body=body, intent=intent or f"template:{template}:{ticket_id}",
-                              what=f"the automatic reply ({template})").value
+    sent = agent_replies.sync(rt, ticket_id)
+    plan_followups(rt, ticket_id)  # the sync saw answers and status changes
+    return sent
 
 
 @job
-def sync_ticket(ticket_id: int, attempt: int = 0) -> int:
-    """Send the ticket's new agent replies and macro texts to the customer (see `bot.agent_replies`)."""
-    rt = runtime.get()
-    try:
-        sent = agent_replies.sync(rt, ticket_id)
-        plan_followups(rt, ticket_id)  # the sync saw answers and status changes
-        return sent
-    except agent_replies.Busy:
-        delay, attempt = 2, attempt - 1  # waiting for another worker is not a failure
-    except TransientError as exc:
-        if attempt >= len(BACKOFF):
-            raise
-        delay = exc.retry_after if exc.retry_after is not None else BACKOFF[attempt]
-        log.warning("sync.retry", extra={"ticket": ticket_id, "attempt": attempt + 1, "delay": delay})
-    _queue(rt).enqueue_in(timedelta(seconds=delay), sync_ticket, ticket_id, attempt + 1,
-                          description=f"sync_ticket({ticket_id})")
-    return 0
+@retried
+def send_template(conv_id: str, ticket_id: int | None, template: str, intent: str | None = None) -> str:
+    """A text queued by an earlier version (now sent inside `after_write`): sent once as asked."""
+    text = texts.Text(template, intent or f"template:{template}:{ticket_id}",
+                      f"the automatic reply ({template.rsplit('/', 1)[-1]})")
+    return texts.send(runtime.get(), conv_id, ticket_id, text)[0].value
 
 
-@job
+@retried
 def delivery_status(sid: str, status: str, error_code: str | None = None) -> str:
     """Apply a Twilio delivery report to the message's record (and its ticket when it failed)."""
     return delivery.record_status(runtime.get(), sid, status, error_code)
 
 
+# -- calls ---------------------------------------------------------------------
+
 RECORDING_TRIES = 6
 
 
 def enqueue_recording(rt, ticket_id: int, recording: dict, attempt: int = 0, delay: int = 0) -> None:
-    args = (ticket_id, recording["sid"], recording["url"], recording.get("duration", 0), attempt)
-    if delay:
-        _queue(rt).enqueue_in(timedelta(seconds=delay), attach_recording, *args,
-                              description=f"attach_recording({ticket_id}, {recording['sid']})")
-    else:
-        _queue(rt).enqueue(attach_recording, *args,
-                           description=f"attach_recording({ticket_id}, {recording['sid']})")
+    enqueue(rt, attach_recording, ticket_id, recording["sid"], recording["url"],
+            recording.get("duration", 0), attempt, delay=delay,
+            description=f"attach_recording({ticket_id}, {recording['sid']})")
 
 
 @job
@@ -167,12 +209,13 @@ def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int
     marker = f"recording:{recording_sid}"
     if rt.redis.exists(keys.PREFIX + "done:" + marker):
         return "already"
+    recording = {"sid": recording_sid, "url": url, "duration": duration}
     try:
         media = rt.phone.fetch_media(url + ".mp3", rt.settings.media_max_bytes * 4)
     except (TransientError, PermanentError) as exc:
         if attempt + 1 < RECORDING_TRIES and (isinstance(exc, TransientError) or exc.status == 404):
-            enqueue_recording(rt, ticket_id, {"sid": recording_sid, "url": url, "duration": duration},
-                              attempt + 1, BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
+            enqueue_recording(rt, ticket_id, recording, attempt + 1,
+                              BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
             return "retrying"
         text = (f"Hotline could not attach the voicemail's audio ({exc}). The link above still "
                 f"plays it: {url}.mp3")
@@ -187,22 +230,22 @@ def attach_recording(ticket_id: int, recording_sid: str, url: str, duration: int
             uploads=[token]))
     try:
         delivery.once(rt, marker, attach)
-    except TransientError:  # Zendesk busy or down: the same back-off as a failed download
-        if attempt + 1 >= RECORDING_TRIES:
+    except TransientError as exc:  # Zendesk busy or down: the one retry policy
+        step = later(exc, attempt)
+        if step is None or attempt + 1 >= RECORDING_TRIES:
             raise
-        enqueue_recording(rt, ticket_id, {"sid": recording_sid, "url": url, "duration": duration},
-                          attempt + 1, BACKOFF[min(attempt, len(BACKOFF) - 1)] * 2)
+        enqueue_recording(rt, ticket_id, recording, step[1], step[0])
         return "retrying"
     return "attached"
 
 
 @job
 def call_ended(call_sid: str, attempt: int = 0) -> str:
-    """A call ended: after a short wait for its other callbacks, leave its trace (`bot.calls`)."""
+    """A call ended: a little later, once its other callbacks are in, leave its trace (`bot.calls`)."""
     rt = runtime.get()
     if attempt == 0:
-        _queue(rt).enqueue_in(timedelta(seconds=calls.SETTLE_SECONDS), call_ended, call_sid, 1,
-                              description=f"call_ended({call_sid})")
+        enqueue(rt, call_ended, call_sid, 1, delay=calls.SETTLE_SECONDS,
+                description=f"call_ended({call_sid})")
         return "waiting"
     return calls.settle(rt, call_sid)
 
@@ -257,14 +300,11 @@ def reconcile_slot(slot: int) -> str:
         return "retry-later"
     return "skipped" if report.skipped else f"recovered {len(report.taken_in)}"
 
+
 # -- follow-ups (SPEC 7): decided in `bot.followups`, carried out in `bot.followup_steps`
 
 FOLLOWUP_PREFIX = "hotline-fu-"  # every follow-up's job id: hotline-fu-<ticket>-<step>-<reason>-<due>
 FOLLOWUP_RETRY = Retry(max=6, interval=[5, 15, 60, 300, 900, 1800])
-
-
-def _followup_queue(rt, urgent: bool) -> Queue:
-    return Queue(rt.config.urgent_queue_name if urgent else rt.config.queue_name, connection=rt.redis)
 
 
 def plan_followups(rt, ticket_id: int) -> None:
@@ -287,13 +327,13 @@ def schedule_followup(rt, ticket_id: int, item: Schedule) -> None:
     previous = followup_steps.scheduled(rt, ticket_id).get(item.step)
     if previous and previous["job"] != job_id:
         cancel_followup(rt, ticket_id, item.step)
-    queue = _followup_queue(rt, item.urgent)
+    target = queue(rt, item.urgent)
     when = datetime.fromtimestamp(max(item.due, time.time()), timezone.utc)
-    queue.enqueue_at(when, followup, ticket_id, item.step, item.reason, job_id=job_id,
+    target.enqueue_at(when, followup, ticket_id, item.step, item.reason, job_id=job_id,
                      retry=FOLLOWUP_RETRY, result_ttl=3600, failure_ttl=30 * 24 * 3600,
                      description=f"followup({ticket_id}, {item.step})")
     rt.redis.hset(keys.followups(ticket_id), item.step, json.dumps(
-        {"job": job_id, "reason": item.reason, "due": item.due, "queue": queue.name}))
+        {"job": job_id, "reason": item.reason, "due": item.due, "queue": target.name}))
 
 
 def cancel_followup(rt, ticket_id: int, step: str) -> None:

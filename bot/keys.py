@@ -22,6 +22,11 @@ def pending(conv_id: str) -> str:
     return f"{PREFIX}pending:{conv_id}"
 
 
+def queued(conv_id: str) -> str:
+    """String: the id of the one job queued (or scheduled) for the conversation."""
+    return f"{PREFIX}queued:{conv_id}"
+
+
 def lock(conv_id: str) -> str:
     return f"{PREFIX}lock:{conv_id}"
 

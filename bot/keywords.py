@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from bot import delivery, keys
+from bot import delivery, keys, texts
 
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
         "OPT OUT", "PARAR", "BAJA"}
@@ -49,15 +49,16 @@ def flag(rt, phone: str, messages) -> list[list[str]]:
     return found
 
 
-def apply(rt, conv_id: str, ticket_id: int, found: list[list[str]]) -> None:
-    """Tag, note and answer the keywords of a batch on its ticket (idempotent; the
-    opt-out flag itself was set by `flag` before the write)."""
-    from bot import jobs
+def replies(found: list[list[str]]) -> list[texts.Text]:
+    """The texts a batch's keywords call for (HELP gets the help template)."""
+    return [texts.help_reply(provider_id) for kind, provider_id, _ in found if kind == "help"]
 
-    for kind, provider_id, word in found:
+
+def apply(rt, ticket_id: int, found: list[list[str]]) -> None:
+    """Tag and note a batch's STOP/START on its ticket (idempotent; the opt-out flag
+    itself was set by `flag` before the write)."""
+    for kind, _, word in found:
         if kind == "stop":
             delivery.note_opt_out(rt, ticket_id, f"texted {word}")
         elif kind == "start":
             delivery.note_opt_in(rt, ticket_id)
-        elif kind == "help":
-            jobs.enqueue_template(rt, conv_id, ticket_id, "sms/help", f"help:{provider_id}")

@@ -20,6 +20,12 @@ def _detector(codes: tuple[str, ...]):
         .with_minimum_relative_distance(0.1).build()
 
 
+def warm(codes: tuple[str, ...]) -> None:
+    """Build the detector now (seconds and ~100 MB), not in the first job that needs it."""
+    if len(codes) >= 2:
+        _detector(tuple(codes))
+
+
 def detect(text: str, codes: tuple[str, ...] = ("en", "es")) -> str | None:
     """ISO 639-1 code of `text`'s language, or None when it cannot be told."""
     if sum(ch.isalpha() for ch in text or "") < MIN_LETTERS or len((text or "").split()) < MIN_WORDS \

@@ -213,7 +213,8 @@ def _run(rt, since_seconds: float | None, now: float) -> Report:
             # oldest texts already, and the next run goes on from there.
             event.media = recovered_message({**mms[event.event_id], **phone.message_media(
                 event.provider_id)}, now).media
-        outcome = intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event)
+        outcome = intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event,
+                                triage=rt.settings.triage, urgent_queue=rt.config.urgent_queue_name)
         kind = "missed_call" if event.channel == "voice" else "text"
         sid = event.provider_id.split(":")[0]
         report.recovered.append(Recovered(kind=kind, sid=sid, sender=mask(event.sender),

@@ -35,11 +35,11 @@ def make_desk(config: Config, conn: redis.Redis | None = None,
               settings: Settings | None = None) -> Desk:
     if config.has_zendesk:
         from bot.desk.zendesk import ZendeskDesk
-        from bot.ratelimit import MinuteBudget
+        from bot.ratelimit import ZendeskGate
 
-        budget = MinuteBudget(conn, settings.zendesk_requests_per_minute) if conn and settings else None
+        gate = ZendeskGate(conn, settings.zendesk_requests_per_minute) if conn and settings else None
         return ZendeskDesk(config.zendesk_subdomain, config.zendesk_email,
-                           config.zendesk_api_token, timeout=config.http_timeout, budget=budget,
+                           config.zendesk_api_token, timeout=config.http_timeout, gate=gate,
                            record=functools.partial(metrics.api_request, conn, "zendesk"))
     if config.local_mode:
         from bot.desk.local import LocalDesk

@@ -45,8 +45,10 @@ def accept(event, blobs: dict[str, bytes] | None = None) -> intake.Outcome:
     """Hand a normalised event to intake; it becomes this request's event."""
     st = state()
     tracing.set_event(event.event_id)
-    return _taken(event.event_id, intake.accept(st.redis, st.config.queue_name,
-                                                st.config.spool_dir, event, blobs))
+    return _taken(event.event_id, intake.accept(
+        st.redis, st.config.queue_name, st.config.spool_dir, event, blobs,
+        triage=st.settings.triage if st.settings else None,
+        urgent_queue=st.config.urgent_queue_name))
 
 
 def accept_job(dedupe_key: str, job: str, *args) -> intake.Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import keys
+from bot import delivery
 from bot.phone.twilio_inbound import message_from_form
 from bot.redisconn import UNAVAILABLE
 from handlers.common import accept, accept_job, bad_request, state
@@ -38,7 +38,7 @@ def sms_status():
     if not sid or not status:
         return bad_request("missing MessageSid or MessageStatus")
     try:
-        known = state().redis.exists(keys.message(sid))
+        known = delivery.is_ours(state().redis, sid)
     except UNAVAILABLE:  # Redis away: accept (spool) and let the job decide
         known = True
     if known:

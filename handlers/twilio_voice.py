@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, request
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from bot import keys
+from bot import calls
 from bot.events import InboundMessage
 from bot.phones import to_e164
 from bot.redact import redact
@@ -37,7 +37,6 @@ from handlers.twilio_common import twiml, verified
 log = logging.getLogger("hotline.voice")
 bp = Blueprint("twilio_voice", __name__)
 
-CALL_TTL = 2 * 24 * 3600
 ENDED = {"completed", "busy", "no-answer", "failed", "canceled"}
 VOICE_LANG = {"en": "en-US", "es": "es-MX"}
 MAX_MENU_TRIES = 2
@@ -59,19 +58,15 @@ def _say(response_or_verb, name: str) -> None:
 
 def _call_state(sid: str) -> dict:
     try:
-        raw = state().redis.hgetall(keys.call(sid))
+        return calls.state(state().redis, sid)
     except UNAVAILABLE:
         return {}
-    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def _remember(sid: str, **fields) -> None:
     """Note something about the call; a Redis outage must not break the call itself."""
     try:
-        pipe = state().redis.pipeline()
-        pipe.hset(keys.call(sid), mapping=fields)
-        pipe.expire(keys.call(sid), CALL_TTL)
-        pipe.execute()
+        calls.remember(state().redis, sid, **fields)
     except UNAVAILABLE:
         log.warning("voice.state-unavailable")
 

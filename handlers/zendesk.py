@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
 
-from bot import keys
+from bot import tickets
 from bot.redisconn import UNAVAILABLE
 from handlers.common import accept_job, bad_request, state
 
@@ -87,7 +87,7 @@ def events():
     if ticket_id is None:
         return bad_request("no ticket id (expected ticket_id, or an event about a ticket)")
     try:
-        known = st.redis.exists(keys.ticket(ticket_id))
+        known = tickets.is_linked(st.redis, ticket_id)
     except UNAVAILABLE:  # Redis away: accept (spool) and let the job decide
         known = True
     if not known:

@@ -239,36 +239,43 @@ class QuietWorker(SimpleWorker):
         self.pubsub_thread = None
 
 
-def run_jobs(conn, queue_name: str = "hotline", *, future: bool = False, timeout: float = 30.0) -> int:
-    """Run every queued job through a real RQ worker until nothing is left.
+QUEUES = ("hotline-urgent", "hotline")   # as the Procfile's worker: urgent first
 
-    Scheduled jobs (retries, back-off) are moved to the queue when due — or
+
+def run_jobs(conn, queue_name: str | None = None, *, future: bool = False, timeout: float = 30.0) -> int:
+    """Run every queued job through a real RQ worker (urgent queue first) until nothing is left.
+
+    Scheduled jobs (retries, back-off) are moved to their queue when due — or
     at once with `future=True`, standing in for the clock. Follow-ups (SPEC 7)
     keep their time even then: tests of them move the clock with time-machine.
     """
-    queue = Queue(queue_name, connection=conn)
-    registry = ScheduledJobRegistry(queue=queue)
+    queues = [Queue(name, connection=conn) for name in ([queue_name] if queue_name else QUEUES)]
     deadline = time.monotonic() + timeout
     done = 0
     while time.monotonic() < deadline:
-        if len(queue):
-            worker = QuietWorker([queue], connection=conn)
+        if any(len(q) for q in queues):
+            worker = QuietWorker(queues, connection=conn)
             worker.work(burst=True)
             done += 1
             continue
-        due = registry.get_jobs_to_schedule(timestamp=int(time.time()))
-        if future:
-            later = registry.get_jobs_to_schedule(timestamp=int(time.time()) + 10 ** 7)
-            due = list(dict.fromkeys(due + [j for j in later if not j.startswith(FOLLOWUP_PREFIX)]))
-        if not due:
+        now = int(time.time())
+        moved = 0
+        for queue in queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            due = registry.get_jobs_to_schedule(timestamp=now)
+            if future:
+                later = registry.get_jobs_to_schedule(timestamp=now + 10 ** 7)
+                due = list(dict.fromkeys(due + [j for j in later if not j.startswith(FOLLOWUP_PREFIX)]))
+            for job_id in due:
+                registry.remove(job_id)
+                queue.enqueue_job(Job.fetch(job_id, connection=conn))
+                moved += 1
+        if not moved:
             return done
-        for job_id in due:
-            registry.remove(job_id)
-            queue.enqueue_job(Job.fetch(job_id, connection=conn))
     raise AssertionError("jobs still running at the deadline")
 
 
-def run_due(conn, queue_names=("hotline-urgent", "hotline"), timeout: float = 30.0) -> None:
+def run_due(conn, queue_names=QUEUES, timeout: float = 30.0) -> None:
     """Real RQ workers, each starting its scheduler (as `rq worker --with-scheduler` does),
     until nothing is queued or due on the (possibly time-travelled) clock."""
     queues = [Queue(name, connection=conn) for name in queue_names]
@@ -282,12 +289,37 @@ def run_due(conn, queue_names=("hotline-urgent", "hotline"), timeout: float = 30
     raise AssertionError("jobs still due at the deadline")
 
 
-def scheduled_in(conn, queue_name: str = "hotline") -> list[float]:
-    """Seconds from now at which each scheduled job (retries, back-off; not follow-ups) is due."""
-    registry = ScheduledJobRegistry(queue=Queue(queue_name, connection=conn))
+def worker_process(redis_url: str, config, ready=None, *, lock_ttl_ms: int | None = None,
+                   idle: float | None = 3.0, scheduler: bool = True) -> None:
+    """The Procfile's worker (`bot.worker.HotlineWorker`, with RQ's scheduler) in its own
+    process — start it with multiprocessing's "fork" — Zendesk and Twilio over `responses`."""
+    from bot import conversations
+    from bot.worker import HotlineWorker
+
+    if lock_ttl_ms:
+        conversations.LOCK_TTL_MS = lock_ttl_ms
+    conn = redis.Redis.from_url(redis_url)
+    built = runtime.build(config)
+    runtime.get = lambda: built
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        zendesk_mock.ZendeskMock(conn).install(rsps)
+        twilio_mock.TwilioMock(conn).install(rsps)
+        if ready is not None:
+            ready.set()
+        HotlineWorker([Queue(q, connection=conn) for q in QUEUES], connection=conn).work(
+            burst=False, max_idle_time=idle, logging_level="WARNING", with_scheduler=scheduler)
+
+
+def scheduled_in(conn, queue_name: str | None = None) -> list[float]:
+    """Seconds from now at which each scheduled job (of both queues; retries, back-off,
+    not follow-ups) is due."""
     now = datetime.now(timezone.utc)
-    return [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()
-            if not j.startswith(FOLLOWUP_PREFIX)]
+    out = []
+    for name in [queue_name] if queue_name else QUEUES:
+        registry = ScheduledJobRegistry(queue=Queue(name, connection=conn))
+        out += [(registry.get_scheduled_time(j) - now).total_seconds() for j in registry.get_job_ids()
+                if not j.startswith(FOLLOWUP_PREFIX)]
+    return out
 
 
 # -- logs ----------------------------------------------------------------------

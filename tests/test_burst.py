@@ -4,29 +4,11 @@ import multiprocessing
 import re
 import time
 
-import redis
-import responses
-from rq import Queue, SimpleWorker
-
-from bot import runtime
-from tests.conftest import always_open, post_twilio, sms, wait_for
+from tests.conftest import always_open, post_twilio, sms, wait_for, worker_process
 from tests.twilio_mock import TwilioMock
 from tests.zendesk_mock import ZendeskMock
 
 CUSTOMER = "+15557770123"
-
-
-def worker_process(redis_url: str, config, ready):
-    """A real RQ worker in its own process, with Zendesk and Twilio mocked over HTTP."""
-    conn = redis.Redis.from_url(redis_url)
-    built = runtime.build(config)
-    runtime.get = lambda: built
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        ZendeskMock(conn).install(rsps)
-        TwilioMock(conn).install(rsps)
-        ready.set()
-        SimpleWorker([Queue("hotline", connection=conn)], connection=conn).work(
-            burst=False, max_idle_time=3, logging_level="WARNING")
 
 
 def test_burst_of_ten_with_two_workers_opens_one_ticket_in_order(client, conn, config, tmp_path,

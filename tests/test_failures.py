@@ -3,7 +3,7 @@ recorded where an agent sees it when permanent."""
 import pytest
 from rq import Queue
 
-from bot import keys, runtime
+from bot import keys, ratelimit, runtime
 from tests.conftest import run_jobs, scheduled_in
 from tests.test_conversation_e2e import CUSTOMER, text
 
@@ -23,7 +23,9 @@ def test_429_reschedules_for_retry_after_without_holding_the_worker(client, conn
     [due] = scheduled_in(conn)
     assert 40 <= due <= 46  # when Zendesk said, not a blind back-off
     assert zendesk.calls().count("POST /tickets") == 1  # zenpy did not sleep and retry inline
+    assert 40_000 <= conn.pttl(ratelimit.PAUSE) <= 45_000  # every worker waits as long
 
+    conn.delete(ratelimit.PAUSE)
     run_jobs(conn, future=True)  # the clock reaches Retry-After
     [ticket] = zendesk.all("ticket")
     assert zendesk.texts(ticket["id"]) == ["my cat ate chocolate"]

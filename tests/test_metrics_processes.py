@@ -72,7 +72,7 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
 
     worker = subprocess.run(
         [str(BIN / "rq"), "worker", "--burst", "--worker-class", "rq.SimpleWorker",
-         "--url", env["REDIS_URL"], "hotline"],
+         "--url", env["REDIS_URL"], "hotline-urgent", "hotline"],
         cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
 
@@ -96,5 +96,5 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
     assert seen[("hotline_events_total", (("outcome", "accepted"), ("source", "sms")))] == n
     assert seen[("hotline_inbound_to_desk_seconds_count", ())] == n
     assert seen[("hotline_job_seconds_count", (("job", "process_conversation"),))] == n
-    assert seen[("hotline_job_seconds_count", (("job", "send_template"),))] == n
+    assert seen[("hotline_job_seconds_count", (("job", "after_write"),))] == n  # reply + note
     assert seen[("hotline_queue_jobs", (("queue", "hotline"),))] == 0

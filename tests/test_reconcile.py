@@ -34,6 +34,7 @@ def reconcile_via_worker(conn, due: int | None = None) -> str:
     queue = Queue("hotline", connection=conn)
     job = queue.enqueue(jobs.reconcile_slot, due or int(datetime.now(timezone.utc).timestamp() * 1000))
     QuietWorker([queue], connection=conn).work(burst=True)
+    run_jobs(conn)  # what it caused, on the urgent queue too (a new ticket's first reply)
     return Job.fetch(job.id, connection=conn).return_value()
 
 

@@ -44,7 +44,7 @@ def test_redis_down_spools_then_forwards_by_itself(config, tmp_path, rt, zendesk
         wait_for(lambda: not spool.pending(cfg.spool_dir), timeout=10, what="the spool to drain")
         assert client.get("/readyz").status_code == 200
         back = redis.Redis.from_url(server.url)
-        assert back.llen("rq:queue:hotline") == 1
+        assert back.llen("rq:queue:hotline-urgent") == 1  # an emergency stays urgent through the spool
         # The worker (pointed at the recovered Redis) takes it to Zendesk.
         rt.redis = back
         run_jobs(back)

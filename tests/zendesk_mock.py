@@ -206,11 +206,41 @@ class ZendeskMock:
         """Make every call take this long, as a real Zendesk does (50-300 ms)."""
         self.r.set(P + "latency", seconds)
 
+    def limit(self, per_minute: int) -> None:
+        """Enforce an account limit as Zendesk does: 429 with Retry-After past
+        `per_minute` requests in a minute, and the rate-limit headers on every answer."""
+        self.r.set(P + "limit", per_minute)
+
+    def rejected(self) -> int:
+        """How many calls got a 429 from the account limit."""
+        return int(self.r.get(P + "rejected") or 0)
+
+    def _limited(self) -> tuple[dict, bool]:
+        """The rate-limit headers for this call, and whether it is over the limit."""
+        limit = self.r.get(P + "limit")
+        if not limit:
+            return {}, False
+        now = time.time()
+        window = P + f"window:{int(now // 60)}"
+        used = self.r.incr(window)
+        self.r.expire(window, 120)
+        left = max(0, int(limit) - used)
+        reset = str(max(1, int(60 - now % 60)))
+        headers = {"X-Rate-Limit": limit.decode(), "X-Rate-Limit-Remaining": str(left),
+                   "ratelimit-reset": reset}
+        if used > int(limit):
+            self.r.incr(P + "rejected")
+            return {**headers, "Retry-After": reset}, True
+        return headers, False
+
     def _handle(self, request, handler):
         self._log(request)
         latency = self.r.get(P + "latency")
         if latency:
             time.sleep(float(latency))
+        limits, over = self._limited()
+        if over:
+            return 429, limits, json.dumps({"error": "APIRateLimitExceeded"})
         failure = self._scripted(request)
         if failure and not failure["apply"]:
             if failure["exception"]:
@@ -223,7 +253,7 @@ class ZendeskMock:
                 return failure["status"], {"Content-Type": "text/html"}, "<html>502 Bad Gateway</html>"
             raise getattr(requests.exceptions, failure["exception"] or "ReadTimeout")("mocked")
         status, body = result
-        return status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(body)
+        return status, {"Content-Type": "application/json; charset=utf-8", **limits}, json.dumps(body)
 
     def install(self, rsps: responses.RequestsMock) -> "ZendeskMock":
         if not self._get("user", self.API_USER):  # the user Hotline's token acts as: an admin

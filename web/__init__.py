@@ -55,7 +55,8 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
 def maintenance_pass(state: WebState) -> None:
     """Forward the spool, re-offer conversations a dead worker left behind, and keep the
     reconciliation chain scheduled (once per slot, whichever process asks)."""
-    intake.drain_spool(state.redis, state.config.queue_name, state.config.spool_dir)
+    intake.drain_spool(state.redis, state.config.queue_name, state.config.spool_dir,
+                       state.config.urgent_queue_name)
     intake.sweep_stale(state.redis, state.config.queue_name)
     jobs.schedule_reconcile(state.redis, state.config.queue_name, state.settings)
     metrics.flush(state.redis)

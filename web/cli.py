@@ -207,7 +207,7 @@ def spool():
 def spool_drain():
     """Forward spooled events to Redis now."""
     cfg = _config()
-    sent = intake.drain_spool(_redis(), cfg.queue_name, cfg.spool_dir)
+    sent = intake.drain_spool(_redis(), cfg.queue_name, cfg.spool_dir, cfg.urgent_queue_name)
     click.echo(f"forwarded {sent}")
 
 

@@ -3,7 +3,9 @@
 zenpy is configured so it never stalls a worker: an HTTP timeout on every
 call, no object cache (not thread-safe), and a response hook that turns 429,
 409, 422, 404 and 5xx into Hotline's own errors before zenpy's sleep-on-429
-loop can see them — the job reschedules itself for `Retry-After` instead.
+loop can see them — the job is scheduled for `Retry-After` instead. Every
+answer is shown to the shared gate (`bot.ratelimit`), so the first 429 pauses
+every worker and the per-minute budget follows what Zendesk reports.
 """
 from __future__ import annotations
 
@@ -22,17 +24,20 @@ from bot.metrics import api_outcome
 log = logging.getLogger("hotline.zendesk")
 
 
+def retry_after(response: requests.Response, default: float = 60.0) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
+
+
 def _raise_for_status(response: requests.Response, *args, **kwargs) -> None:
     status = response.status_code
     if status < 400:
         return
     text = response.text[:500]
     if status == 429:
-        try:
-            retry_after = float(response.headers.get("Retry-After", "60"))
-        except ValueError:
-            retry_after = 60.0
-        raise TransientError("zendesk rate limited", status=429, retry_after=retry_after)
+        raise TransientError("zendesk rate limited", status=429, retry_after=retry_after(response))
     if status >= 500:
         # A write may have been carried out before the 5xx (502/504 from a proxy):
         # the job checks (external_id, audit metadata) before writing again.
@@ -59,26 +64,34 @@ class ZendeskDesk:
     """`bot.desk.Desk` over the Zendesk API."""
 
     def __init__(self, subdomain: str, email: str, token: str, timeout: float = 10.0,
-                 budget=None, record=None):
+                 gate=None, record=None):
         """`record(outcome)`, when given, is told of every HTTP call: `ok`,
-        `rate_limited` or `error` (see `bot.metrics.api_request`)."""
+        `rate_limited` or `error` (see `bot.metrics.api_request`); `gate`
+        (`bot.ratelimit.ZendeskGate`) sees every answer and may hold a call back."""
         self.subdomain = subdomain
+        self.gate = gate
         self.record = record or (lambda outcome: None)
         session = requests.Session()
         session.hooks["response"].append(self._count)
+        if gate is not None:
+            session.hooks["response"].append(self._observe)
         session.hooks["response"].append(_raise_for_status)
         self.client = Zenpy(subdomain=subdomain, email=email, token=token, session=session,
                             timeout=timeout, disable_cache=True)
         self.session, self.timeout = session, timeout  # authorised by zenpy
-        self.budget = budget
+
+    def _observe(self, response: requests.Response, *args, **kwargs) -> None:
+        if response.status_code == 429:
+            self.gate.pause(retry_after(response))
+        self.gate.observe(response.headers)
 
     def _count(self, response: requests.Response, *args, **kwargs) -> None:
         self.record(api_outcome(response.status_code))
 
     def _do(self, fn, *args, write: bool = False, **kwargs):
         """Run one zenpy call, mapping network failures to TransientError."""
-        if self.budget:
-            self.budget.take()
+        if self.gate:
+            self.gate.take()
         try:
             return fn(*args, **kwargs)
         except requests.ConnectionError as exc:
