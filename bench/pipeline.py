@@ -106,7 +106,13 @@ class Rig:
         self.tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
         self.server = RedisServer(self.tmp).start()
         self.conn = redis.Redis.from_url(self.server.url)
-        self.config = _config(self.tmp, self.server.url, coalesce_ms=coalesce_ms, per_minute=per_minute)
+        try:
+            self.config = _config(self.tmp, self.server.url, coalesce_ms=coalesce_ms,
+                                  per_minute=per_minute)
+        except Exception:  # nothing of ours is left running
+            self.server.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.zendesk, self.twilio = ZendeskMock(self.conn), TwilioMock(self.conn)
         self.zendesk.slow_down(latency)
         from web import create_app, maintenance_pass
@@ -146,7 +152,10 @@ class Rig:
             return False
         for name in QUEUES:
             q = Queue(name, connection=self.conn)
-            if len(q) or len(ScheduledJobRegistry(queue=q)):
+            # Follow-ups (SPEC 7) and reconciliation are scheduled minutes to hours
+            # ahead: not work still to do. Retries and gathered bursts are due within seconds.
+            if len(q) or ScheduledJobRegistry(queue=q).get_jobs_to_schedule(
+                    timestamp=int(time.time()) + 30):
                 return False
         return True
 
