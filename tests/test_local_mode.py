@@ -192,3 +192,23 @@ def test_a_batched_comment_names_the_zone_of_its_time_stamps(rt):
     messages = [InboundMessage(provider_id=f"SM{i}", sender="+15551230001", body=body, received_at=at)
                 for i, body in enumerate(("one", "two"))]
     assert compose(rt, messages) == "[17:05:00 CET] one\n[17:05:00 CET] two"
+
+
+def test_a_local_ticket_deleted_from_the_desk_makes_the_next_text_a_new_ticket(local, conn):
+    app, built = local
+    runner = app.test_cli_runner()
+    runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "first"])
+    run_jobs(conn)
+    desk = LocalDesk(built.config.local_db)
+    [first] = desk.tickets()
+    with desk._db() as db:
+        db.execute("DELETE FROM tickets WHERE id = ?", (first["id"],))
+        db.execute("DELETE FROM comments WHERE ticket_id = ?", (first["id"],))
+
+    runner.invoke(args=["hotline", "simulate", "sms", "--from", "+15551230001", "second"])
+    run_jobs(conn)
+    [second] = desk.tickets()
+    assert second["id"] != first["id"]  # as in Zendesk, an id is never given twice
+    assert [c["body"] for c in desk.comment_rows(second["id"]) if c["public"]] == ["second"]
+    notes = [c["body"] for c in desk.comment_rows(second["id"]) if not c["public"]]
+    assert any(n.startswith("Hotline triage") for n in notes), notes

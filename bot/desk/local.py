@@ -15,16 +15,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.desk import DeskComment, NewComment, NewTicket, Ticket
-from bot.errors import TicketClosed, UpdateConflict
+from bot.errors import NotFound, TicketClosed, UpdateConflict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, phone TEXT UNIQUE,
   role TEXT DEFAULT 'end-user');
 CREATE TABLE IF NOT EXISTS tickets (
-  id INTEGER PRIMARY KEY, status TEXT, requester_id INTEGER, subject TEXT, tags TEXT,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT, requester_id INTEGER, subject TEXT, tags TEXT,
   external_id TEXT, followup_of INTEGER, custom_fields TEXT, created_at TEXT, updated_at TEXT);
 CREATE TABLE IF NOT EXISTS comments (
-  id INTEGER PRIMARY KEY, ticket_id INTEGER, author_id INTEGER, body TEXT, public INTEGER,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, ticket_id INTEGER, author_id INTEGER, body TEXT, public INTEGER,
   uploads TEXT, batch_id TEXT, created_at TEXT);
 CREATE TABLE IF NOT EXISTS uploads (
   token TEXT PRIMARY KEY, filename TEXT, content_type TEXT, size INTEGER, content BLOB);
@@ -118,6 +118,8 @@ class LocalDesk:
         now = _now()
         with self._db() as db:
             row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            if row is None:  # deleted, as Zendesk answers 404: the conversation starts afresh
+                raise NotFound("local ticket not found", status=404)
             if row["status"] == "closed":
                 raise TicketClosed("ticket is closed", status=422)
             if updated_stamp and row["updated_at"] != updated_stamp:
