@@ -48,6 +48,20 @@ def test_simulated_email_becomes_a_ticket(local, conn):
     assert desk.comment_rows(ticket["id"])[0]["body"] == "Our sitter lost Rex at the park."
 
 
+def test_simulated_email_takes_a_from_with_a_display_name_and_refuses_a_non_address(local, conn):
+    app, built = local
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["hotline", "simulate", "email", "--from", "Dana Owner <Dana@Example.com>",
+                                 "hello"])
+    assert result.exit_code == 0, result.output
+    run_jobs(conn)
+    [ticket] = LocalDesk(built.config.local_db).tickets()
+    assert ticket["requester"] == "Dana Owner"
+
+    refused = runner.invoke(args=["hotline", "simulate", "email", "--from", "nobody", "hello"])
+    assert refused.exit_code == 2 and "not an email address" in refused.output
+
+
 def test_simulated_email_with_a_wrong_password_is_refused(local, conn):
     from web import create_app
 

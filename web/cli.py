@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from email.utils import parseaddr
 
 import click
 from flask import current_app
@@ -112,7 +113,10 @@ def simulate_email(sender, name, to, subject, target, text):
         raise click.ClickException("SENDGRID_INBOUND_USER and SENDGRID_INBOUND_PASSWORD are not set "
                                    "(or run in local mode)")
     auth = (cfg.sendgrid_inbound_user, cfg.sendgrid_inbound_password)
-    fields = simulation.email_fields(sender, name, to, subject, text)
+    display, address = parseaddr(sender)  # --from "Dana <dana@example.com>" works too
+    if "@" not in address:
+        raise click.BadParameter(f"{sender!r} is not an email address", param_hint="--from")
+    fields = simulation.email_fields(address, display or name, to, subject, text)
     resp = _sent(lambda: simulation.post_email(cfg.public_base_url, fields, auth, target))
     click.echo(f"{resp.status_code} {resp.text.strip()}")
     sys.exit(0 if resp.ok else 1)
