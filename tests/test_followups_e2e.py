@@ -2,6 +2,7 @@
 zenpy/twilio against `responses`, with the clock moved by time-machine."""
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -343,6 +344,8 @@ def test_followups_list_and_the_local_desks_run_now(local, conn):
     web = app.test_client()
     page = web.get(f"/local/desk/{t['id']}").get_data(as_text=True)
     assert "first_response" in page and "Run due now" in page
+    zone = app.extensions["hotline"].settings.timezone  # shown in the team's zone, named
+    assert re.search(r"first_response · due \d{4}-\d\d-\d\d \d\d:\d\d:\d\d " + f"{datetime.now(zone):%Z}</span>", page)
     assert web.post(f"/local/desk/{t['id']}/followups").status_code == 302
     run_due(conn)
 

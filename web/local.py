@@ -1,7 +1,7 @@
 """The local desk and outbox in the browser (local mode only, SPEC 2)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, redirect, render_template_string, request, url_for
 
@@ -47,7 +47,7 @@ TICKET = PAGE.replace("{% block body %}{% endblock %}", """
 · tags {% for tag in t.tags.split() %}<span class="tag">{{ tag }}</span>{% endfor %}</p>
 <form method="post" action="{{ url_for('local.run_followups', ticket_id=t.id) }}">
 <p>Scheduled follow-ups:
-{% for f in followups %}<span class="tag">{{ f.step }} · due {{ f.due.strftime('%Y-%m-%d %H:%M') }} UTC</span>
+{% for f in followups %}<span class="tag">{{ f.step }} · due {{ f.due|local_time }}</span>
 {% else %}none{% endfor %}
 {% if followups %}<button title="Local mode: run them now, as if they were due">Run due now</button>{% endif %}</p></form>
 <form method="post" action="{{ url_for('local.set_status', ticket_id=t.id) }}">Set status:
@@ -75,12 +75,15 @@ def _desk() -> LocalDesk:
 
 
 @bp.app_template_filter("local_time")
-def local_time(stamp: str) -> str:
-    """A stored UTC time stamp in the team's time zone (settings `timezone`), zone named."""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return stamp or ""
+def local_time(stamp) -> str:
+    """A stored UTC time stamp (text or datetime) in the team's time zone, zone named."""
+    if isinstance(stamp, datetime):
+        when = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    else:
+        try:
+            when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except (AttributeError, ValueError):
+            return stamp or ""
     return when.astimezone(state().settings.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
