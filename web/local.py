@@ -15,13 +15,15 @@ bp = Blueprint("local", __name__, url_prefix="/local")
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Hotline local — {{ title }}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Hotline local — {{ title }}</title>
 <style>
  body{font:15px/1.4 system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}
  nav a{margin-right:1rem} table{border-collapse:collapse;width:100%}
  td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
  .internal{background:#fff8dc} .pub{background:#eef6ff} pre{white-space:pre-wrap;margin:0}
  .tag{background:#eee;border-radius:3px;padding:0 .3rem;margin-right:.2rem;font-size:.85em}
+ textarea{width:100%;max-width:40rem;box-sizing:border-box}
  .prio-urgent{color:#b00;font-weight:bold} .prio-high{color:#c60} .zone{color:#666;font-size:.9em}
 </style></head><body>
 <nav><strong>Hotline local mode</strong> · <a href="{{ url_for('local.desk') }}">Desk</a>
