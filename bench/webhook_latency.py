@@ -535,7 +535,10 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
         all_ok = sum(1 for s in load.status if s == 200)
         spool_dir = tmp / "spool"
         spooled = len(list(spool_dir.glob("*.json"))) if spool_dir.is_dir() else 0
-        queued = Queue(QUEUE_NAME, connection=conn).count
+        # One job per conversation (SPEC 12): every accepted text waits in its
+        # conversation's pending set, so that is what must match the 200 answers.
+        queued = sum(Queue(name, connection=conn).count for name in (QUEUE_NAME, QUEUE_NAME + "-urgent"))
+        pending = sum(conn.zcard(k) for k in conn.scan_iter(match="hotline:pending:*"))
         conn.close()
         total_s = len(requests) / rate
         result.update({
@@ -544,8 +547,9 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
             "server_check": {
                 "answered_200_incl_warmup": all_ok,
                 "jobs_queued": queued,
+                "events_pending": pending,
                 "events_spooled": spooled,
-                "consistent": queued + spooled == all_ok,
+                "consistent": pending + spooled == all_ok,
                 # commands Redis executed per request (INFO commandstats: MULTI/EXEC and the
                 # Lua script's own calls included, plus the maintenance thread's few)
                 "redis_commands_per_request": round(sum(redis_calls.values()) / len(requests), 2),
@@ -615,8 +619,8 @@ def format_report(r: dict) -> str:
         f"  cpu elsewhere on the machine meanwhile: "
         f"{cpu['other_processes_cores_busy']:.2f} cores, "
         f"steal {cpu['steal_s']:g} s",
-        f"  redis: {chk['jobs_queued']} jobs queued, {chk['events_spooled']} spooled, "
-        f"for {chk['answered_200_incl_warmup']} answers 200"
+        f"  redis: {chk['events_pending']} texts pending in {chk['jobs_queued']} queued jobs, "
+        f"{chk['events_spooled']} spooled, for {chk['answered_200_incl_warmup']} answers 200"
         + ("" if chk["consistent"] else "  <-- MISMATCH")
         + f"; {chk['redis_commands_per_request']:g} commands/request",
         f"  target p99 <= {r['target']['p99_ms']:g} ms at {r['target']['rate']} req/s, "
