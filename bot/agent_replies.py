@@ -125,7 +125,7 @@ def _sync(rt, ticket_id: int, conv_id: str, linked_at: str) -> int:
     ticket = rt.desk.get_ticket(ticket_id)
     if ticket is None:
         return 0
-    followup_steps.observe(rt, ticket.id, ticket.status, ticket.updated_at)
+    tickets.observe(conn, ticket.id, ticket.status, ticket.updated_at)
     # What the agent changed (priority, status) is now known: raises are judged
     # against it, and the customer's next text can still go as one safe update.
     tickets.seen(conn, ticket)

@@ -2,10 +2,12 @@
 
 Hotline's own records of a ticket (Redis, `keys.ticket`) hold what the steps
 need between reads: its status and since when, its priority, since when the
-customer waits for an answer and when an agent last answered publicly. Every
-write of the customer's words and every webhook sync keeps them current; a due
-step re-reads the ticket itself (one request) before acting, and acts with at
-most one write (note, tag and priority together).
+customer waits for an answer and when an agent last answered publicly (the
+status and priority written by `bot.tickets`, the waits here). Every write of
+the customer's words and every webhook sync keeps them current; a due step
+re-reads the ticket itself (one request) before acting, and acts with at most
+one write (note, tag and priority together). The texts it sends are chosen in
+`bot.texts`.
 
 `bot.jobs` schedules and cancels the steps in RQ with what these return.
 """
@@ -15,25 +17,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-from bot import delivery, enrichment, followups, keys
+from bot import delivery, enrichment, followups, keys, texts, tickets
 from bot.errors import TicketClosed
 from bot.events import InboundMessage
 from bot.followups import Schedule, TicketState
-from bot.phones import fingerprint, mask
+from bot.phones import mask
 
 log = logging.getLogger("hotline.followups")
 
 DONE_TTL = 30 * 24 * 3600
-
-
-def _epoch(stamp: str) -> float | None:
-    try:
-        when = datetime.fromisoformat((stamp or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _s(value) -> str:
@@ -46,14 +39,6 @@ def _done_key(ticket_id, step: str, reason: str) -> str:
 
 # -- what Hotline learns of a ticket -----------------------------------------
 
-# KEYS: ticket hash. ARGV: status, its time (epoch), priority or "".
-_OBSERVE = """
-if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'status_since', ARGV[2])
-end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'priority', ARGV[3]) end
-return 1
-"""
 # KEYS: ticket hash. ARGV: when the customer's message arrived. A wait begins
 # with the first message no agent answered; earlier messages of one wait win.
 _WAITING = """
@@ -74,17 +59,11 @@ return 1
 """
 
 
-def observe(rt, ticket_id: int, status: str, updated_at: str, priority: str | None = None) -> None:
-    """Record the ticket's status (and since when, on a change) as the desk just reported it."""
-    since = _epoch(updated_at) or time.time()
-    rt.redis.eval(_OBSERVE, 1, keys.ticket(ticket_id), status, int(since), priority or "")
-
-
 def customer_wrote(rt, ticket_id: int, received_at: float, status: str, updated_at: str,
                    answered: bool = False) -> None:
     """The customer's words reached the ticket: a wait for an answer may begin — unless
     it is the record of a call someone answered (`answered`), which is an answer."""
-    observe(rt, ticket_id, status, updated_at)
+    tickets.observe(rt.redis, ticket_id, status, updated_at)
     if answered:
         rt.redis.eval(_ANSWERED, 1, keys.ticket(ticket_id), int(time.time()))
     else:
@@ -93,7 +72,7 @@ def customer_wrote(rt, ticket_id: int, received_at: float, status: str, updated_
 
 def agent_answered(rt, ticket_id: int, created_at: list[str]) -> None:
     """Agents answered publicly at these times: the customer's wait ends there."""
-    times = [t for t in (_epoch(c) for c in created_at) if t]
+    times = [t for t in (tickets.epoch(c) for c in created_at) if t]
     if times:
         rt.redis.eval(_ANSWERED, 1, keys.ticket(ticket_id), int(max(times)))
 
@@ -151,7 +130,7 @@ def run(rt, ticket_id: int, step: str, reason: str, early: bool = False) -> Ran:
     ticket = rt.desk.ticket_for_followup(ticket_id)
     if ticket is None:
         return Ran("gone")
-    observe(rt, ticket.id, ticket.status, ticket.updated_at, ticket.priority)
+    tickets.observe(conn, ticket.id, ticket.status, ticket.updated_at, ticket.priority)
     now = time.time()
     facts = followups.Facts(
         state=state(rt, ticket_id),
@@ -167,13 +146,10 @@ def run(rt, ticket_id: int, step: str, reason: str, early: bool = False) -> Ran:
         return Ran(action.outcome, retry_at=action.retry_at)
 
     if action.page:
-        _page(rt, ticket_id, reason, action.page, now - facts.state.waiting_since)
-    if action.template:
-        language = conv.get("language") or "en"
-        body = rt.templates.render(action.template, language, ticket_id=ticket_id)
-        sent = delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone, body=body,
-                                  intent=f"fu:{ticket_id}:{step}:{reason}",
-                                  what=f"the {step.replace('_', ' ')} text")
+        texts.overdue(rt, ticket_id, reason, action.page,
+                      followups.minutes(now - facts.state.waiting_since))
+    if action.text_customer:
+        sent, _ = texts.send(rt, conv_id, ticket_id, texts.followup(ticket_id, step, reason))
         if sent == delivery.Sent.OPTED_OUT:
             conn.set(_done_key(ticket_id, step, reason), int(now), ex=DONE_TTL)
             return Ran("opted_out")
@@ -188,18 +164,6 @@ def run(rt, ticket_id: int, step: str, reason: str, early: bool = False) -> Ran:
             return Ran("gone")
     conn.set(_done_key(ticket_id, step, reason), int(now), ex=DONE_TTL)
     return Ran("done", then=action.then)
-
-
-def _page(rt, ticket_id: int, reason: str, page: int, waited: float) -> None:
-    """Text each on-call number the overdue ticket's link (no customer data), once per page."""
-    url = rt.desk.ticket_url(ticket_id)
-    body = rt.templates.render("sms/oncall_overdue", ticket_id=ticket_id, url=url,
-                               waited=followups.minutes(waited))
-    since = reason.partition(":")[0]
-    for number in rt.settings.on_call:
-        delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"overdue:{ticket_id}:{since}:{page}:{fingerprint(number)}",
-                           what="the on-call page for an unanswered ticket")
 
 
 def _other_emergency(rt, conv: dict, ticket_id: int) -> bool:

@@ -27,8 +27,7 @@ from bot.settings import PRIORITIES, Settings
 FIRST_RESPONSE, REPAGE = "first_response", "repage"
 REMINDER, LAST_NOTICE, SATISFACTION = "reminder", "last_notice", "satisfaction"
 STEPS = (FIRST_RESPONSE, REPAGE, REMINDER, LAST_NOTICE, SATISFACTION)
-CUSTOMER_TEXTS = {REMINDER: "sms/reminder", LAST_NOTICE: "sms/last_notice",
-                  SATISFACTION: "sms/satisfaction"}
+CUSTOMER_STEPS = (REMINDER, LAST_NOTICE, SATISFACTION)  # each texts the customer (`bot.texts`)
 OVERDUE_TAG = "hotline_overdue"
 MAX_PAGES = 3
 WAITING_STATUSES = {"new", "open"}      # the customer waits for an agent
@@ -137,7 +136,7 @@ class Action:
     tags: tuple[str, ...] = ()
     priority: str | None = None        # raise to this
     page: int | None = None            # text on-call this overdue page (1..MAX_PAGES)
-    template: str | None = None        # text the customer this
+    text_customer: bool = False        # text the customer the step's text (`bot.texts.followup`)
     then: Schedule | None = None
 
 
@@ -167,7 +166,7 @@ def decide(step: str, reason: str, facts: Facts, now: float, settings: Settings,
     t = facts.state
     if step in (FIRST_RESPONSE, REPAGE):
         return _watch(step, reason, t, now, settings, early)
-    if step not in CUSTOMER_TEXTS:
+    if step not in CUSTOMER_STEPS:
         return Action("gone")
     wanted = "solved" if step == SATISFACTION else "pending"
     if not t.texts or t.status != wanted or not t.status_since or reason_of(t.status_since) != reason:
@@ -190,7 +189,7 @@ def decide(step: str, reason: str, facts: Facts, now: float, settings: Settings,
     what = {REMINDER: "a reminder", LAST_NOTICE: "the last notice"}.get(step)
     note = (f"Hotline texted the customer {what} (waiting for them since "
             f"{minutes(now - t.status_since)} ago).") if what else None
-    return Action("done", template=CUSTOMER_TEXTS[step], note=note, then=then)
+    return Action("done", text_customer=True, note=note, then=then)
 
 
 def _watch(step, reason, t: TicketState, now, settings, early) -> Action:

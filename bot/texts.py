@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from bot import delivery, keys
+from bot import delivery, followups, keys
 from bot.delivery import Sent
 from bot.phones import fingerprint
 from bot.triage import Decision
@@ -58,6 +58,16 @@ def missed_call(call_sid: str) -> Text:
     return Text("sms/missed_call", f"missed:{call_sid}", "the missed-call text")
 
 
+FOLLOWUP_TEMPLATES = {followups.REMINDER: "sms/reminder", followups.LAST_NOTICE: "sms/last_notice",
+                      followups.SATISFACTION: "sms/satisfaction"}
+
+
+def followup(ticket_id: int, step: str, reason: str) -> Text:
+    """A follow-up's text to the customer (SPEC 7), once per ticket, step and reason."""
+    return Text(FOLLOWUP_TEMPLATES[step], f"fu:{ticket_id}:{step}:{reason}",
+                f"the {step.replace('_', ' ')} text")
+
+
 def survey_thanks(ticket_id: int) -> Text:
     """The thanks for an answer to the satisfaction survey (SPEC 7)."""
     return Text("sms/satisfaction_thanks", f"csat:{ticket_id}", "the thanks for the survey answer")
@@ -77,13 +87,24 @@ def send(rt, conv_id: str, ticket_id: int | None, text: Text) -> tuple[Sent, str
 
 def alert(rt, ticket_id: int, decision: Decision, reason: str) -> None:
     """Text each on-call number the ticket link (once per ticket, reason and number)."""
-    url = rt.desk.ticket_url(ticket_id)
+    body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=rt.desk.ticket_url(ticket_id),
+                               why=decision.why, category=decision.category)
+    _page_on_call(rt, ticket_id, body, f"oncall:{ticket_id}:{reason}", "the on-call alert")
+
+
+def overdue(rt, ticket_id: int, reason: str, page: int, waited: str) -> None:
+    """Text each on-call number the overdue ticket's link (no customer data), once per page."""
+    body = rt.templates.render("sms/oncall_overdue", ticket_id=ticket_id,
+                               url=rt.desk.ticket_url(ticket_id), waited=waited)
+    since = reason.partition(":")[0]
+    _page_on_call(rt, ticket_id, body, f"overdue:{ticket_id}:{since}:{page}",
+                  "the on-call page for an unanswered ticket")
+
+
+def _page_on_call(rt, ticket_id: int, body: str, intent: str, what: str) -> None:
     for number in rt.settings.on_call:
-        body = rt.templates.render("sms/oncall", ticket_id=ticket_id, url=url, why=decision.why,
-                                   category=decision.category)
         delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
-                           intent=f"oncall:{ticket_id}:{reason}:{fingerprint(number)}",
-                           what="the on-call alert")
+                           intent=f"{intent}:{fingerprint(number)}", what=what)
 
 
 def told(sent: list[tuple[Text, str]]) -> str:

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import followups as fu
+from bot import followups as fu, texts
 from bot.followups import Facts, TicketState, decide, parse_rating, plan, quiet_until
 from bot.settings import SettingsError, parse_settings
 
@@ -140,10 +140,12 @@ def test_a_lowered_priority_waits_for_its_own_limit():
 def test_reminder_texts_notes_and_schedules_the_last_notice():
     f = facts(status="pending", status_since=at(), priority="normal")
     action = decide("reminder", fu.reason_of(at()), f, at(hours=24), S)
-    assert (action.template, action.then.step, action.then.due) == ("sms/reminder", "last_notice", at(hours=72))
+    assert (action.text_customer, action.then.step, action.then.due) == (True, "last_notice", at(hours=72))
+    assert texts.followup(7, "reminder", fu.reason_of(at())).template == "sms/reminder"
     assert action.note.startswith("Hotline texted the customer a reminder")
     last = decide("last_notice", fu.reason_of(at()), f, at(hours=72), S)
-    assert (last.template, last.then) == ("sms/last_notice", None)
+    assert (last.text_customer, last.then) == (True, None)
+    assert texts.followup(7, "last_notice", fu.reason_of(at())).template == "sms/last_notice"
 
 
 def test_reminder_is_gone_after_a_reply_or_a_new_pending_period():
@@ -159,7 +161,8 @@ def test_survey_never_after_opt_out_nor_during_another_emergency_nor_twice_in_a_
     assert decide("satisfaction", reason, Facts(state, LA, opted_out=True), at(hours=24), S).outcome == "opted_out"
     assert decide("satisfaction", reason, Facts(state, LA, other_emergency=True), at(hours=24), S).outcome == "skipped"
     assert decide("satisfaction", reason, Facts(state, LA, surveyed_recently=True), at(hours=24), S).outcome == "skipped"
-    assert decide("satisfaction", reason, Facts(state, LA), at(hours=24), S).template == "sms/satisfaction"
+    assert decide("satisfaction", reason, Facts(state, LA), at(hours=24), S).text_customer
+    assert texts.followup(7, "satisfaction", reason).template == "sms/satisfaction"
 
 
 def test_quiet_hours_hold_customer_texts_until_morning_in_their_zone_but_not_urgent_ones():
