@@ -263,6 +263,36 @@ def test_queues_page_shows_failed_jobs_and_replays_them(web, conn, config):
     assert web.post(f"/admin/queues/failed/{job.id}/requeue").status_code == 400  # no CSRF token
 
 
+def test_queues_page_shows_every_queue_and_replays_an_urgent_failed_job(web, conn, config):
+    from datetime import timedelta
+
+    token = signed_in_token(web)
+    urgent, ordinary = (Queue(name, connection=conn) for name in config.queues)
+    assert urgent.name == config.urgent_queue_name
+    job = urgent.enqueue("bot.nonexistent.job", description="followup(42, first_response)")
+    other = ordinary.enqueue("bot.nonexistent.job", description="after_write(c2, 43)")
+    run_jobs(conn)
+    urgent.enqueue_in(timedelta(hours=1), "bot.jobs.followup", description="followup(44, repage)")
+    page = web.get("/admin/queues").get_data(as_text=True)
+    counts = page[page.index("By queue"):page.index("Failed jobs")]
+    assert f"<code>{urgent.name}</code>" in counts and f"<code>{ordinary.name}</code>" in counts
+    row = page[page.index("followup(42, first_response)"):]
+    assert f"<code>{urgent.name}</code>" in row[:row.index("</tr>")]  # listed with its queue
+    assert "after_write(c2, 43)" in page and "followup(44, repage)" in page
+
+    resp = web.post(f"/admin/queues/failed/{job.id}/requeue", data={"csrf_token": token})
+    assert resp.status_code == 302
+    assert job.id in urgent.get_job_ids() and job.id not in ordinary.get_job_ids()
+    again = web.post(f"/admin/queues/failed/{job.id}/requeue", data={"csrf_token": token},
+                     follow_redirects=True)
+    assert again.status_code == 200 and "no longer in the failed list" in again.get_data(as_text=True)
+
+    run_jobs(conn)  # fails again
+    resp = web.post("/admin/queues/failed/requeue", data={"csrf_token": token}, follow_redirects=True)
+    assert "2 job(s) replayed" in resp.get_data(as_text=True)
+    assert job.id in urgent.get_job_ids() and other.id in ordinary.get_job_ids()
+
+
 def test_queues_page_shows_the_spool_and_scheduled_jobs(web, conn, config):
     from datetime import timedelta
 

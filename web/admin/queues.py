@@ -1,5 +1,8 @@
 """Queues, failed jobs (with replay), scheduled follow-ups and the spool, from RQ's registries.
 
+Every queue a worker listens on (`Config.queues`: the urgent queue, then the
+ordinary one) is shown: urgent jobs and urgent follow-ups fail and wait on their own queue.
+
 rq-dashboard (a maintained blueprint) is mounted behind the sign-in at /admin/rq for
 the full view of workers and every registry.
 """
@@ -9,7 +12,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, flash, redirect, render_template, url_for
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
@@ -20,9 +23,9 @@ bp = Blueprint("admin_queues", __name__, url_prefix="/admin")
 SHOWN = 50
 
 
-def _queue() -> Queue:
+def _queues() -> list[Queue]:
     st = state()
-    return Queue(st.config.queue_name, connection=st.redis)
+    return [Queue(name, connection=st.redis) for name in st.config.queues]
 
 
 def _last_line(job: Job) -> str:
@@ -48,41 +51,48 @@ def spool_summary(spool_dir) -> dict:
 @bp.get("/queues")
 def queues():
     st = state()
-    queue = _queue()
-    failed = FailedJobRegistry(queue=queue)
-    scheduled = ScheduledJobRegistry(queue=queue)
-    scheduled_jobs = [(j, scheduled.get_scheduled_time(j.id))
-                      for j in _jobs(queue, scheduled.get_job_ids())]
-    failed_jobs = [(j, _last_line(j)) for j in _jobs(queue, failed.get_job_ids())]
+    counts, failed_jobs, scheduled_jobs = [], [], []
+    for queue in _queues():
+        failed = FailedJobRegistry(queue=queue)
+        scheduled = ScheduledJobRegistry(queue=queue)
+        counts.append({"name": queue.name, "queued": len(queue),
+                       "running": StartedJobRegistry(queue=queue).count,
+                       "failed": failed.count, "scheduled": scheduled.count})
+        failed_jobs += [(queue.name, j, _last_line(j)) for j in _jobs(queue, failed.get_job_ids())]
+        scheduled_jobs += [(queue.name, j, scheduled.get_scheduled_time(j.id))
+                           for j in _jobs(queue, scheduled.get_job_ids())]
+    total = {k: sum(c[k] for c in counts) for k in ("queued", "running", "failed", "scheduled")}
     return render_template(
-        "admin/queues.html", title="Queues", queue=queue, queued=len(queue),
-        running=StartedJobRegistry(queue=queue).count, failed=failed_jobs,
-        failed_count=failed.count, scheduled=sorted(scheduled_jobs, key=lambda p: p[1]),
-        scheduled_count=scheduled.count, spool=spool_summary(st.config.spool_dir),
-        set_aside=st.redis.scard(keys.DEAD_INDEX), shown=SHOWN,
-        now=datetime.now(timezone.utc))
+        "admin/queues.html", title="Queues", counts=counts, total=total, failed=failed_jobs,
+        scheduled=sorted(scheduled_jobs, key=lambda p: p[2]), spool=spool_summary(st.config.spool_dir),
+        set_aside=st.redis.scard(keys.DEAD_INDEX), shown=SHOWN, now=datetime.now(timezone.utc))
 
 
 @bp.post("/queues/failed/<job_id>/requeue")
 def requeue(job_id: str):
+    """Replay one failed job on the queue it failed on (any of `Config.queues`)."""
     try:
-        FailedJobRegistry(queue=_queue()).requeue(job_id)
-        flash("Job replayed: it is back in the queue.")
-    except (NoSuchJobError, ValueError):
+        origin = Job.fetch(job_id, connection=state().redis).origin
+        [queue] = [q for q in _queues() if q.name == origin]  # ValueError: not one of ours
+        FailedJobRegistry(queue=queue).requeue(job_id)
+        flash(f"Job replayed: it is back in the {origin} queue.")
+    except (NoSuchJobError, InvalidJobOperation, ValueError):
         flash("That job is no longer in the failed list.")
     return redirect(url_for("admin_queues.queues"))
 
 
 @bp.post("/queues/failed/requeue")
 def requeue_all():
-    registry = FailedJobRegistry(queue=_queue())
-    ids = registry.get_job_ids()
-    for job_id in ids:
-        try:
-            registry.requeue(job_id)
-        except (NoSuchJobError, ValueError):
-            pass  # replayed by someone else meanwhile
-    flash(f"{len(ids)} job(s) replayed.")
+    replayed = 0
+    for queue in _queues():
+        registry = FailedJobRegistry(queue=queue)
+        for job_id in registry.get_job_ids():
+            try:
+                registry.requeue(job_id)
+                replayed += 1
+            except (NoSuchJobError, InvalidJobOperation, ValueError):
+                pass  # replayed by someone else meanwhile
+    flash(f"{replayed} job(s) replayed.")
     return redirect(url_for("admin_queues.queues"))
 
 
