@@ -121,6 +121,7 @@ TWILIO_401 = {"code": 20003, "message": "Authenticate",
 def check(config, **changes):
     from web import create_app
 
+    changes = {"secret_key": "check-secret-" + "x" * 32, **changes}
     app = create_app(dataclasses.replace(config, **changes), maintenance=False)
     return app.test_cli_runner().invoke(args=["hotline", "check"])
 
@@ -139,8 +140,21 @@ def test_check_proves_good_credentials(config, conn):
     assert "ok       desk     Zendesk acme.zendesk.com as hotline@acme.test: user 1, admin" in result.output
     assert f"ok       phone    Twilio {twilio_mock.ACCOUNT}: account active" in result.output
     assert f"ok       sender   {twilio_mock.FROM} is one of the account's numbers" in result.output
+    assert "ok       console  SECRET_KEY is set" in result.output and "check-secret" not in result.output
     assert result.output.rstrip().endswith("all good")
     assert "PhoneNumber=%2B15005550006" in sent[2].url and sent[0].headers["Authorization"]
+
+
+def test_check_names_a_missing_secret_key(config, conn):
+    with responses.RequestsMock() as rsps:
+        rsps.get(ME, json=zendesk_user(1, "admin"))
+        rsps.get(ACCOUNT, json=twilio_account())
+        rsps.get(NUMBERS, json=numbers(twilio_mock.FROM))
+        result = check(config, secret_key="")
+    assert result.exit_code == 1
+    assert "problem  console  SECRET_KEY is not set: the operators' console (/admin) answers 503" \
+        in result.output
+    assert result.output.rstrip().endswith("1 problem(s)")
 
 
 def test_check_names_each_bad_credential(config, conn):

@@ -59,6 +59,14 @@ def mode(cfg: Config) -> Line:
     return Line(True, "mode     production")
 
 
+def console_line(cfg: Config) -> Line:
+    """The operators' console needs SECRET_KEY (local mode makes one); without it /admin answers 503."""
+    if cfg.secret_key:
+        return Line(True, "console  SECRET_KEY is set: the operators' console is at /admin")
+    return Line(False, "console  SECRET_KEY is not set: the operators' console (/admin) answers 503 "
+                       "until it is set to a long random value")
+
+
 def redis_line(cfg: Config) -> Line:
     where = f"{mask_url(cfg.redis_url)} (from {redis_source(cfg.redis_url)})"
     try:

@@ -144,6 +144,7 @@ def check():
     if not cfg.local_mode and not cfg.public_base_url.startswith("https://"):
         lines.append(checks.Line(False, "url      PUBLIC_BASE_URL should be the https:// URL "
                                         "Twilio and Zendesk call"))
+    lines.append(checks.console_line(cfg))
     for line in lines:
         click.echo(str(line))
     problems = sum(not line.ok for line in lines)
@@ -224,7 +225,7 @@ def failed():
 def failed_list():
     """Show failed jobs (both queues) and conversations with events set aside."""
     conn, cfg = _redis(), _config()
-    names = (cfg.urgent_queue_name, cfg.queue_name)  # urgent follow-ups fail on their own queue
+    names = cfg.queues  # urgent jobs and follow-ups fail on their own queue
     failed_jobs = 0
     for name in names:
         registry = FailedJobRegistry(name, connection=conn)
@@ -247,7 +248,7 @@ def failed_requeue():
     """Requeue failed jobs and put set-aside events back in their conversations."""
     conn, cfg = _redis(), _config()
     jobs = []
-    for name in (cfg.urgent_queue_name, cfg.queue_name):
+    for name in cfg.queues:
         registry = FailedJobRegistry(name, connection=conn)
         for job_id in registry.get_job_ids():
             registry.requeue(job_id)
