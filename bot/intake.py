@@ -140,7 +140,7 @@ def is_urgent(message, triage) -> bool:
         return True
     if triage is None or message.kind_of not in ("text", "transcription") or keywords.keyword(message):
         return False  # STOP/START/HELP are answered, not escalated
-    return triage.decide(message.body or "").category == "emergency"
+    return triage.may_be_emergency(message.body or "")
 
 
 def _queue(conn: redis.Redis, queue_name: str, event: dict, urgent: str | None = None) -> Outcome:
@@ -232,8 +232,8 @@ def accept(conn: redis.Redis, queue_name: str, spool_dir: Path, message,
            urgent_queue: str | None = None) -> Outcome:
     """Take `message` in: queued, dropped as a duplicate, or spooled when Redis cannot.
 
-    An emergency (the caller's choice, or `triage`, the settings' rules) goes on
-    `urgent_queue` (default: `<queue_name>-urgent`).
+    An emergency (the caller's choice, or an emergency rule of `triage` — rules only, the
+    model runs in the worker) goes on `urgent_queue` (default: `<queue_name>-urgent`).
     """
     return _take(conn, queue_name, spool_dir, envelope(message, blobs, is_urgent(message, triage)),
                  urgent_queue)

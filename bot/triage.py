@@ -199,13 +199,30 @@ class Triage:
         """Every rule that matches the normalised text, in the settings' order."""
         out = []
         for rule in self.rules:
-            found = _first(norm, rule.any, rule.negatable)
-            if not found or _first(norm, rule.unless, rule.negatable):
-                continue
-            if rule.also and not _first(norm, rule.also, rule.negatable):
-                continue
-            out.append(Hit(rule, found))
+            found = self._matches(rule, norm)
+            if found:
+                out.append(Hit(rule, found))
         return out
+
+    def may_be_emergency(self, text: str) -> bool:
+        """A quick look for the web tier, to pick the queue: does any emergency rule match?
+
+        Rules only, no model: it costs a fraction of `decide`, and the webhook must answer
+        in milliseconds. It errs towards urgency (a keyword the model would veto still jumps
+        the queue); the worker's `decide` settles the category, and a text only the model
+        finds urgent still has its alert and reply sent from the urgent queue.
+        """
+        norm = normalise(text)
+        return any(self._matches(rule, norm) for rule in self.rules if rule.category == "emergency")
+
+    @staticmethod
+    def _matches(rule: "Rule", norm: str) -> str | None:
+        found = _first(norm, rule.any, rule.negatable)
+        if not found or _first(norm, rule.unless, rule.negatable):
+            return None
+        if rule.also and not _first(norm, rule.also, rule.negatable):
+            return None
+        return found
 
     def decide(self, text: str) -> Decision:
         """The decision for `text` (any text: empty, emoji, long, mixed scripts), with its why."""

@@ -128,3 +128,15 @@ def test_cli_shows_the_decision_and_why(app):
     assert "category  emergency" in out and 'rule "poison"' in out and "language  Spanish" in out
     assert "emergency score" in out and "words that weighed most: " in out and "chocolate" in out
     assert "scores    emergency 0." in out and "vetoes a rule below" in out
+
+
+def test_the_web_tiers_quick_look_finds_every_rule_emergency_and_errs_towards_urgency():
+    """The queue is picked in the webhook by the emergency rules alone (no model): every text
+    the rules file as an emergency jumps the queue; a keyword the model vetoes jumps it too,
+    and the worker's full decision settles the category."""
+    triage = SETTINGS.triage
+    texts = [e["text"] for e in yaml.safe_load(CORPUS.read_text())]
+    by_rules = [t for t in texts if any(h.rule.category == "emergency" for h in triage.hits(normalise(t)))]
+    assert by_rules and all(triage.may_be_emergency(t) for t in by_rules)
+    assert triage.may_be_emergency("lily bouquet ok?") and decide("lily bouquet ok?").category != "emergency"
+    assert not triage.may_be_emergency("can I change the date of my booking?")
