@@ -192,18 +192,18 @@ class TwilioMock:
         return out, filters
 
     def _list_messages(self, request):
-        query, fail = self._read(request)
-        if fail:
-            return fail
-        records, filters = self._dated(P + "inbound", query, "DateSent")
-        return self._page(request, "messages", records, f"{BASE}/Messages.json", filters)
+        return self._list_dated(request, "inbound", "DateSent", "messages", "Messages")
 
     def _list_calls(self, request):
+        return self._list_dated(request, "calls", "StartTime", "calls", "Calls")
+
+    def _list_dated(self, request, stored: str, field: str, key: str, resource: str):
+        """Twilio's list of messages or calls, filtered by `To` and `<field>>`, paged."""
         query, fail = self._read(request)
         if fail:
             return fail
-        records, filters = self._dated(P + "calls", query, "StartTime")
-        return self._page(request, "calls", records, f"{BASE}/Calls.json", filters)
+        records, filters = self._dated(P + stored, query, field)
+        return self._page(request, key, records, f"{BASE}/{resource}.json", filters)
 
     def _list_media(self, request):
         query, fail = self._read(request)
