@@ -190,6 +190,7 @@ def test_pending_ticket_gets_a_reminder_then_a_last_notice(client, conn, fu_rt, 
 
 def test_a_customer_reply_cancels_the_reminders(client, conn, fu_rt, zd_client, zendesk, twilio, clock):
     tid = pending_case(client, conn, zendesk, zd_client)
+    assert "reminder" in steps(conn, fu_rt, tid)  # scheduled, until the customer answers
     later(clock, conn, hours=2)
     text(client, "here is the invoice")
     run_due(conn)
@@ -263,6 +264,7 @@ def test_a_rating_that_reads_as_an_emergency_is_a_message(client, conn, fu_rt, z
                                                           twilio, clock):
     tid = solved_case(client, conn, zendesk, zd_client)
     later(clock, conn, hours=24, minutes=1)
+    assert len(texts_to(twilio, CUSTOMER, SURVEY)) == 1  # surveyed: a rating would count
     text(client, "1 my dog is bleeding again")
     run_due(conn)
 
@@ -280,11 +282,13 @@ def test_no_survey_while_another_ticket_of_theirs_is_an_open_emergency(
     other = zendesk.add_ticket(ticket(zendesk, tid)["requester_id"], status="open")
     conn.hset(keys.conversation(conv), "ticket_id", other["id"])
     conn.hset(keys.ticket(other["id"]), mapping={"conv": conv, "priority": "urgent", "status": "open"})
+    assert steps(conn, fu_rt, tid) == ["satisfaction"]  # it was due, and is skipped when it runs
 
     later(clock, conn, hours=24, minutes=1)
     assert texts_to(twilio, CUSTOMER, SURVEY) == []
     later(clock, conn, days=3)  # skipped for good, not postponed
     assert texts_to(twilio, CUSTOMER, SURVEY) == [] and steps(conn, fu_rt, tid) == []
+    assert counted(conn, "satisfaction", "skipped") == 1
 
 
 def test_quiet_hours_hold_a_survey_until_morning_in_the_customers_zone(
