@@ -26,7 +26,6 @@ from bot.settings import PRIORITIES, Settings
 
 FIRST_RESPONSE, REPAGE = "first_response", "repage"
 REMINDER, LAST_NOTICE, SATISFACTION = "reminder", "last_notice", "satisfaction"
-STEPS = (FIRST_RESPONSE, REPAGE, REMINDER, LAST_NOTICE, SATISFACTION)
 CUSTOMER_STEPS = (REMINDER, LAST_NOTICE, SATISFACTION)  # each texts the customer (`bot.texts`)
 OVERDUE_TAG = "hotline_overdue"
 MAX_PAGES = 3

@@ -105,8 +105,8 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str, *,
     and nothing is queued when another job already holds it.
     """
     if job is None:
-        job = job_id()
-        if not conn.set(keys.queued(conv_id), job, nx=True, ex=CLAIM_TTL):
+        job = claim(conn, conv_id)
+        if job is None:
             return
     name = (urgent or urgent_queue(queue_name)) if job.startswith("u-") else queue_name
     queue = tracing.Queue(name, connection=conn)

@@ -31,7 +31,7 @@ from bot import (agent_replies, calls, conversations, delivery, enrichment, foll
 from bot.desk import NewComment
 from bot.tracing import Queue, job
 from bot.errors import PermanentError, Throttled, TransientError
-from bot.followups import Schedule
+from bot.followups import FIRST_RESPONSE, REPAGE, Schedule
 
 log = logging.getLogger("hotline.jobs")
 
@@ -63,11 +63,6 @@ def enqueue(rt, fn, *args, urgent: bool = False, delay: float = 0, **options) ->
         queue(rt, urgent).enqueue_in(timedelta(seconds=delay), fn, *args, **options)
     else:
         queue(rt, urgent).enqueue(fn, *args, **options)
-
-
-def enqueue_urgent(rt, fn, *args, **options) -> None:
-    """Queue `fn(*args)` on the urgent queue (emergency replies, alerts, escalations)."""
-    enqueue(rt, fn, *args, urgent=True, **options)
 
 
 def retried(fn):
@@ -352,7 +347,7 @@ def cancel_followup(rt, ticket_id: int, step: str) -> None:
 
 # What a step's outcome is called in `hotline_followups_total{step,outcome}`.
 OUTCOMES = {"gone": "cancelled", "done": "sent"}
-ESCALATIONS = {"first_response", "repage"}
+ESCALATIONS = {FIRST_RESPONSE, REPAGE}
 
 
 @job
@@ -412,3 +407,10 @@ def run_followups_now(conn, config, ticket_id: int) -> int:
             description=f"followup({ticket_id}, {item['step']}, now)")
         moved += 1
     return moved
+
+
+def failure_reason(job) -> str:
+    """The last line of a failed job's traceback (the error itself), or "" when it has none."""
+    result = job.latest_result() if job else None
+    lines = (result.exc_string or "").strip().splitlines() if result else []
+    return lines[-1] if lines else ""

@@ -25,7 +25,7 @@ import yaml
 from bot.config import ROOT
 from bot.settings import parse_settings
 from bot.triage import CATEGORIES, combine, normalise
-from bot.triage_model import TARGETS, dumps
+from bot.triage_model import TARGETS, TOKEN, dumps
 from bot.triage_report import CORPUS, load_corpus
 
 MODEL = ROOT / "config" / "triage-model.json"
@@ -123,8 +123,6 @@ def choose(hits: list, scores: dict[str, list[float]], labels: list[str], defaul
 def known_words(texts: list[str]) -> list[str]:
     """Every word of the corpus: the only words the why may name (no customer's name
     or number reaches a note or a job's arguments unless the corpus has it too)."""
-    from bot.triage_model import TOKEN
-
     return sorted({w for t in texts for w in TOKEN.findall(normalise(t)) if not w.isdigit()})
 
 

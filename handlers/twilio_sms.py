@@ -12,14 +12,10 @@ from handlers.twilio_common import twiml, verified
 
 bp = Blueprint("twilio_sms", __name__)
 
-# The webhook's form and reconciliation's rebuilt fields go through one translation.
-normalise = message_from_form
-
-
 @bp.post("/twilio/sms")
 @verified
 def inbound_sms():
-    message = normalise(request.form)
+    message = message_from_form(request.form)  # as reconciliation translates Twilio's records
     if isinstance(message, str):
         return bad_request(message)
     accept(message)

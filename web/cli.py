@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from bot import intake, keys, redisconn, runtime
+from bot import intake, jobs, keys, redisconn, runtime
 from bot.replies import TemplateProblem, Templates, file_name
 from bot.settings import SettingsError, load_settings
 from web import checks
@@ -232,9 +232,7 @@ def failed_list():
         failed_jobs += registry.count
         for job in registry.get_job_ids():
             job_obj = Queue(name, connection=conn).fetch_job(job)
-            reason = (job_obj.latest_result().exc_string or "").strip().splitlines()[-1:] if job_obj \
-                and job_obj.latest_result() else [""]
-            click.echo(f"job {job} {job_obj.description if job_obj else ''} {reason[0] if reason else ''}")
+            click.echo(f"job {job} {job_obj.description if job_obj else ''} {jobs.failure_reason(job_obj)}")
     convs = sorted(m.decode() for m in conn.smembers(keys.DEAD_INDEX))
     for conv in convs:
         click.echo(f"conversation {conv}: {conn.zcard(keys.dead(conv))} event(s) set aside")
@@ -247,12 +245,12 @@ def failed_list():
 def failed_requeue():
     """Requeue failed jobs and put set-aside events back in their conversations."""
     conn, cfg = _redis(), _config()
-    jobs = []
+    requeued = []
     for name in cfg.queues:
         registry = FailedJobRegistry(name, connection=conn)
         for job_id in registry.get_job_ids():
             registry.requeue(job_id)
-            jobs.append(job_id)
+            requeued.append(job_id)
     convs = [m.decode() for m in conn.smembers(keys.DEAD_INDEX)]
     for conv in convs:
         for member, score in conn.zrange(keys.dead(conv), 0, -1, withscores=True):
@@ -261,7 +259,7 @@ def failed_requeue():
         conn.srem(keys.DEAD_INDEX, conv)
         conn.zadd(keys.PENDING_INDEX, {conv: 0}, nx=True)
         intake.enqueue_conversation(conn, cfg.queue_name, conv)
-    click.echo(f"requeued {len(jobs)} job(s) and {len(convs)} conversation(s)")
+    click.echo(f"requeued {len(requeued)} job(s) and {len(convs)} conversation(s)")
 
 
 def parse_duration(text: str) -> float:
@@ -283,7 +281,7 @@ def reconcile_cmd(since):
     """Take in the texts and calls Twilio has that never reached Hotline (SPEC 10)."""
     from datetime import datetime
 
-    from bot import reconcile, runtime
+    from bot import reconcile
     from bot.errors import PermanentError, TransientError
 
     seconds = parse_duration(since) if since else None

@@ -17,6 +17,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from bot import keys, spool
+from bot.jobs import failure_reason
 from handlers.common import state
 
 bp = Blueprint("admin_queues", __name__, url_prefix="/admin")
@@ -26,12 +27,6 @@ SHOWN = 50
 def _queues() -> list[Queue]:
     st = state()
     return [Queue(name, connection=st.redis) for name in st.config.queues]
-
-
-def _last_line(job: Job) -> str:
-    result = job.latest_result()
-    lines = (result.exc_string or "").strip().splitlines() if result else []
-    return lines[-1] if lines else ""
 
 
 def _jobs(queue: Queue, ids: list[str]) -> list[Job]:
@@ -58,7 +53,7 @@ def queues():
         counts.append({"name": queue.name, "queued": len(queue),
                        "running": StartedJobRegistry(queue=queue).count,
                        "failed": failed.count, "scheduled": scheduled.count})
-        failed_jobs += [(queue.name, j, _last_line(j)) for j in _jobs(queue, failed.get_job_ids())]
+        failed_jobs += [(queue.name, j, failure_reason(j)) for j in _jobs(queue, failed.get_job_ids())]
         scheduled_jobs += [(queue.name, j, scheduled.get_scheduled_time(j.id))
                            for j in _jobs(queue, scheduled.get_job_ids())]
     total = {k: sum(c[k] for c in counts) for k in ("queued", "running", "failed", "scheduled")}
