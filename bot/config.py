@@ -72,6 +72,11 @@ def _bool(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def reply_queue(queue_name: str) -> str:
+    """The replies queue that goes with `queue_name`: first replies to new conversations."""
+    return f"{queue_name}-replies"
+
+
 @dataclass(frozen=True)
 class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -102,9 +107,15 @@ class Config:
     maintenance_interval: float = 2.0
 
     @property
-    def queues(self) -> tuple[str, str]:
-        """The queues a worker listens on, the one it takes first first (SPEC 12)."""
-        return (self.urgent_queue_name, self.queue_name)
+    def reply_queue_name(self) -> str:
+        """First replies to new conversations, taken after the urgent queue: `<queue>-replies`."""
+        return reply_queue(self.queue_name)
+
+    @property
+    def queues(self) -> tuple[str, str, str]:
+        """The queues a worker listens on, the one it takes first first (SPEC 12): emergencies,
+        then the first replies of new conversations, then everything else."""
+        return (self.urgent_queue_name, self.reply_queue_name, self.queue_name)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":

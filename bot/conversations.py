@@ -31,7 +31,9 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import enrichment, followup_steps, keys, keywords, metrics, reconcile, tickets, tracing
+from bot import (delivery, enrichment, followup_steps, intake, keys, keywords, metrics, reconcile, texts, tickets,
+                 tracing)
+from bot.delivery import Sent
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -123,10 +125,14 @@ class Written:
 
     @property
     def urgent(self) -> bool:
-        """Whether what follows goes on the urgent queue: an emergency's alert and advice,
-        or a new ticket's first reply (the customer waits for it; SPEC 12's 3 s)."""
-        return bool(self.facts.get("created")) or \
-            (self.facts.get("decision") or {}).get("category") == "emergency"
+        """Whether what follows goes on the urgent queue: an emergency's alert and advice."""
+        return (self.facts.get("decision") or {}).get("category") == "emergency"
+
+    @property
+    def replies(self) -> bool:
+        """Whether what follows goes on the replies queue: a new ticket's, whose customer may
+        still wait for the first reply (one that names the case, SPEC 12's 3 s)."""
+        return bool(self.facts.get("created")) and not self.urgent
 
 
 @dataclass(frozen=True)
@@ -448,6 +454,53 @@ def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str)
     pipe.execute()
     log.info("conversation.keywords-only", extra={"conv": conv_id, "keywords": [k for k, *_ in found]})
     return Written(conv_id, None, {"created": False, "keywords": found, "events": len(batch)})
+
+
+def first_reply(rt, conv_id: str) -> str:
+    """Acknowledge a new conversation now, before its ticket exists (`bot.intake` queues
+    this on the replies queue for a text with no current ticket): the customer's first
+    reply does not wait for three Zendesk calls and the other conversations' writes.
+
+    What is chosen is recorded in the conversation map before it is sent, so a retry
+    sends that same text (once: `bot.delivery`) even if the ticket exists by then;
+    `bot.enrichment.followups` puts it in the new ticket's summary note. Returns what
+    happened, for the job's result.
+    """
+    conn = rt.redis
+    conv_map = keys.conversation(conv_id)
+    conv = {_s(k): _s(v) for k, v in conn.hgetall(conv_map).items()}
+    chosen = json.loads(conv.get("first_reply") or "null")
+    if not chosen or time.time() - chosen.get("at", 0) > intake.FIRST_REPLY_GATE:
+        if _has_current_ticket(conv):
+            return "has a ticket"
+        messages = [p.message for p in load_pending(conn, conv_id) if p.message.channel == "sms"]
+        if not messages or keywords.only_keywords(messages):
+            return "nothing to answer"
+        if any(REFERENCE.search(m.body or "") for m in messages):
+            return "names a ticket"  # it may belong to an existing ticket: answered with it
+        decision = enrichment.decide(rt, messages)
+        words = " ".join(m.body or "" for m in messages if m.kind_of == "text")
+        language = conv.get("language") or (detect(words, rt.settings.languages) if words else None)
+        text = texts.first_reply(rt, conv_id, decision, language or "en", messages[0].event_id)
+        if text is None:
+            return "waits for the ticket"
+        chosen = {"template": text.template, "intent": text.intent, "what": text.what, "at": time.time()}
+        pipe = conn.pipeline(transaction=True)
+        pipe.hsetnx(conv_map, "phone", messages[0].sender)
+        if language:
+            pipe.hsetnx(conv_map, "language", language)
+        pipe.hset(conv_map, "first_reply", json.dumps(chosen))
+        pipe.execute()
+    text = texts.Text(chosen["template"], chosen["intent"], chosen["what"])
+    outcome, body = texts.send(rt, conv_id, None, text)  # a failure is held for the ticket
+    if outcome == Sent.SENT:
+        delivery.note_or_hold(rt, conv_id, None, texts.told([(text, body)]))
+    conn.hdel(conv_map, "first_reply")
+    ticket_id = _s(conn.hget(conv_map, "ticket_id"))
+    if ticket_id and delivery.done(rt, f"summary:{ticket_id}"):
+        # The ticket's summary note went before this text did: the agent is told apart.
+        enrichment.flush_held(rt, conv_id, int(ticket_id))
+    return outcome.value
 
 
 class LockLost(TransientError):

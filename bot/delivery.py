@@ -82,9 +82,27 @@ def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=Non
     tickets.seen(rt.redis, ticket)
 
 
+ONCALL = "oncall"  # the outbox of the on-call team's texts (no conversation of its own)
+
+
+def note_or_hold(rt, conv_id: str, ticket_id: int | None, text: str) -> None:
+    """A note on the ticket; before the conversation has one (its first reply goes before
+    its ticket exists), kept for the new ticket's summary note (`bot.enrichment`)."""
+    if ticket_id or conv_id == ONCALL:
+        note(rt, ticket_id, text)
+    else:
+        rt.redis.rpush(keys.held_notes(conv_id), text)
+        rt.redis.expire(keys.held_notes(conv_id), MESSAGE_TTL)
+
+
+def done(rt, key: str) -> bool:
+    """Whether `once` ran (or is running) the action for `key`."""
+    return bool(rt.redis.exists(keys.PREFIX + "done:" + key))
+
+
 def once(rt, key: str, action) -> bool:
     """Run `action` once for `key` (ticket notes, alerts); a failure frees the key to retry."""
-    marker = keys.PREFIX + "done:" + key
+    marker = keys.PREFIX + "done:" + key  # as `done` reads it
     if not rt.redis.set(marker, 1, nx=True, ex=MESSAGE_TTL):
         return False
     try:
@@ -138,7 +156,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         # A worker died between recording the intent and settling it: the text
         # may have gone out. Telling the agent beats texting a customer twice.
         conn.hset(ledger, intent, "unknown")
-        note(rt, ticket_id, f"Hotline may not have sent {what}: it was interrupted while "
+        note_or_hold(rt, conv_id, ticket_id, f"Hotline may not have sent {what}: it was interrupted while "
                             f"sending. Check with the customer before sending it again.")
         return Sent.UNKNOWN
     conn.expire(ledger, MESSAGE_TTL)
@@ -148,7 +166,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         if exc.unknown_outcome:
             conn.hset(ledger, intent, "unknown")
             log.error("send.outcome-unknown", extra={"conv": conv_id, "to": mask(phone)})
-            note(rt, ticket_id, f"Hotline may not have sent {what}: the carrier did not answer "
+            note_or_hold(rt, conv_id, ticket_id, f"Hotline may not have sent {what}: the carrier did not answer "
                                 f"in time. Check with the customer before sending it again.")
             return Sent.UNKNOWN
         conn.hdel(ledger, intent)  # nothing left Hotline: safe to try again
@@ -158,7 +176,8 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         log.error("send.failed", extra={"conv": conv_id, "to": mask(phone), "code": exc.code})
         if exc.code == 21610:
             opt_out(rt, phone, ticket_id, "Twilio reports the number unsubscribed")
-        note(rt, ticket_id, f"Hotline could not send {what} to the customer: {explain(exc.code)}.")
+        note_or_hold(rt, conv_id, ticket_id, f"Hotline could not send {what} to the customer: "
+                                             f"{explain(exc.code)}.")
         return Sent.FAILED
     pipe = conn.pipeline(transaction=True)
     pipe.hset(ledger, intent, sid)
@@ -194,8 +213,11 @@ def record_status(rt, sid: str, status: str, error_code) -> str:
     if status in FAILED and current == status:
         # Noted once; a failed note (Zendesk down) is written when the job is retried.
         info = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.message(sid)).items()}
-        ticket = int(info["ticket"]) if info.get("ticket") else None
-        phone = (rt.redis.hget(keys.conversation(info["conv"]), "phone") or b"").decode()
+        # A text sent before its ticket existed (a new conversation's first reply) is noted on
+        # the conversation's ticket.
+        conv = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.conversation(info["conv"])).items()}
+        ticket = int(info.get("ticket") or conv.get("ticket_id") or 0) or None
+        phone = conv.get("phone", "")
 
         def tell_agent():
             if str(error_code) == "21610" and phone:

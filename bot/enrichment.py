@@ -98,6 +98,15 @@ def has_followups(facts: dict) -> bool:
                 or facts.get("received_at"))  # the follow-ups (SPEC 7) watch every customer text
 
 
+def flush_held(rt, conv_id: str, ticket_id: int) -> None:
+    """Notes held for a new ticket (`delivery.note_or_hold`) that came after its summary
+    note: one note now."""
+    held = rt.redis.lrange(keys.held_notes(conv_id), 0, -1)
+    if held:
+        delivery.note(rt, ticket_id, "\n\n".join(h.decode() for h in held))
+        rt.redis.ltrim(keys.held_notes(conv_id), len(held), -1)
+
+
 def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Recording]:
     """Everything a written batch calls for besides the write itself, each step once:
     the on-call alert, the texts to the customer, then one note — the summary on
@@ -144,11 +153,13 @@ def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Reco
     if created:
         def summary_note():
             location = json.loads(conv.get("location") or "{}")
+            held = rt.redis.lrange(keys.held_notes(conv_id), 0, -1)  # texted before the ticket existed
             delivery.note(rt, ticket_id, "\n\n".join(filter(None, [summary(
                 decision=decision, phone=phone, location=location, language=facts.get("language"),
                 earlier=earlier_tickets(rt, conv, facts["user_id"], facts["created_user"]),
                 opted_out=delivery.is_opted_out(rt.redis, phone),
-                channel=facts.get("channel", "SMS")), said])))
+                channel=facts.get("channel", "SMS"))] + [h.decode() for h in held] + [said])))
+            rt.redis.ltrim(keys.held_notes(conv_id), len(held), -1)
         delivery.once(rt, f"summary:{ticket_id}", summary_note)
     elif previous and rank(decision.priority) > rank(previous):
         delivery.once(rt, f"raised:{step}", lambda: delivery.note(

@@ -15,7 +15,13 @@ This is the only thing the web tier does with an event (SPEC 3.3, 3.4):
    reading the pending set, so an event arriving while it works queues the
    next one. An emergency goes on the urgent queue, which every worker takes
    first, and takes the claim over from a job waiting on the ordinary queue;
-3. if Redis cannot do either, the event goes to the local spool and is
+3. a text that starts a new conversation (no current ticket in Hotline's map)
+   also queues `first_reply(conv_id)` on the replies queue, which workers take
+   after the urgent one and before the rest: the customer's acknowledgement
+   does not wait for Zendesk (SPEC 12: ≤ 3 s), nor behind other
+   conversations' writes. The same script lets one such job through per
+   conversation per `FIRST_REPLY_GATE` seconds;
+4. if Redis cannot do any of this, the event goes to the local spool and is
    forwarded from there later by `drain_spool`.
 """
 from __future__ import annotations
@@ -36,14 +42,17 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from bot import keys, keywords, spool, tracing
+from bot.config import reply_queue
 from bot.redisconn import UNAVAILABLE
 
 log = logging.getLogger("hotline.intake")
 
 # KEYS: seen, convids, pending index
 # ARGV: claim token, claim ttl, conversation key, fresh conv id, event json, score, key prefix,
-#       job id to claim the conversation's queued job with, its ttl
-# Returns {1, conv id, job id or ""} (a job id: enqueue it), or {0} for a duplicate.
+#       job id to claim the conversation's queued job with, its ttl,
+#       "1" when the event may start a new conversation's first reply, that gate's ttl
+# Returns {1, conv id, job id or "", "1" or ""} (a job id: enqueue it; "1": queue the
+# first reply), or {0} for a duplicate.
 _ACCEPT = """
 local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 if not claimed and redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -57,15 +66,23 @@ if not id then
 end
 redis.call('ZADD', ARGV[7] .. 'pending:' .. id, ARGV[6], ARGV[5])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[6], id)
+local reply = ''
+if ARGV[10] == '1' then
+  local conv = redis.call('HMGET', ARGV[7] .. 'conv:' .. id, 'ticket_id', 'ticket_status')
+  if (not conv[1] or conv[1] == '' or conv[2] == 'closed')
+     and redis.call('SET', ARGV[7] .. 'first-reply:' .. id, ARGV[1], 'NX', 'EX', ARGV[11]) then
+    reply = '1'
+  end
+end
 local queued = ARGV[7] .. 'queued:' .. id
 local holder = redis.call('GET', queued)
 -- A claim whose job was never created (Redis failed between claim and enqueue) is free.
 if holder and redis.call('EXISTS', 'rq:job:' .. holder) == 1
    and not (string.sub(ARGV[8], 1, 2) == 'u-' and string.sub(holder, 1, 2) ~= 'u-') then
-  return {1, id, ''}
+  return {1, id, '', reply}
 end
 redis.call('SET', queued, ARGV[8], 'EX', ARGV[9])
-return {1, id, ARGV[8]}
+return {1, id, ARGV[8], reply}
 """
 # Give the claim back, if it is still this job's: 1; 0 when another job holds it.
 _RELEASE = """
@@ -75,8 +92,10 @@ if holder == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
 CLAIM_TTL = 15 * 60   # a claim whose job was lost (a crash between pop and start) ends anyway
+FIRST_REPLY_GATE = 10 * 60  # one first-reply job per new conversation in this many seconds
 
 JOB = "bot.jobs.process_conversation"
+FIRST_REPLY_JOB = "bot.jobs.first_reply"
 
 
 class Outcome(str, Enum):
@@ -88,6 +107,12 @@ class Outcome(str, Enum):
 def urgent_queue(queue_name: str) -> str:
     """The default urgent queue for `queue_name` (`Config.urgent_queue_name`)."""
     return f"{queue_name}-urgent"
+
+
+def may_start_reply(message) -> bool:
+    """Whether an event may start a new conversation's early acknowledgement: a text
+    (not a keyword; an emergency's advice names its case and waits for the ticket)."""
+    return message.channel == "sms" and message.kind_of == "text" and not keywords.keyword(message)
 
 
 def job_id(urgent: bool = False) -> str:
@@ -159,10 +184,14 @@ def _queue(conn: redis.Redis, queue_name: str, event: dict, urgent: str | None =
         keys=[keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX],
         args=[event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
               json.dumps(event["data"], sort_keys=True), int(event["received_at"] * 1000),
-              keys.PREFIX, job, CLAIM_TTL])
+              keys.PREFIX, job, CLAIM_TTL, "1" if event.get("first_reply") else "", FIRST_REPLY_GATE])
     if not result or int(result[0]) == 0:
         return Outcome.DUPLICATE
-    conv_id, claimed = (v.decode() if isinstance(v, bytes) else v for v in result[1:3])
+    conv_id, claimed, reply = (v.decode() if isinstance(v, bytes) else v for v in result[1:4])
+    if reply:
+        tracing.Queue(reply_queue(queue_name), connection=conn).enqueue(
+            FIRST_REPLY_JOB, conv_id, job_timeout=60, result_ttl=600, failure_ttl=30 * 24 * 3600,
+            description=f"first_reply({conv_id})")
     if claimed:
         enqueue_conversation(conn, queue_name, conv_id, job=claimed, urgent=urgent)
     return Outcome.QUEUED
@@ -218,6 +247,7 @@ def envelope(message, blobs: dict[str, bytes] | None = None, urgent: bool = Fals
     """What is queued or spooled for a normalised event (and its attachments' bytes)."""
     return {
         "urgent": urgent,
+        "first_reply": not urgent and may_start_reply(message),
         "blobs": {k: base64.b64encode(v).decode() for k, v in (blobs or {}).items()},
         "event_id": message.event_id,
         "dedupe_key": message.dedupe_key,

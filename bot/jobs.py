@@ -50,19 +50,23 @@ def later(exc: TransientError, attempt: int) -> tuple[float, int] | None:
     return (exc.retry_after if exc.retry_after is not None else BACKOFF[attempt]), attempt + 1
 
 
-def queue(rt, urgent: bool = False) -> Queue:
-    return Queue(rt.config.urgent_queue_name if urgent else rt.config.queue_name,
-                 connection=rt.redis)
+def queue(rt, urgent: bool = False, replies: bool = False) -> Queue:
+    config = rt.config
+    name = config.urgent_queue_name if urgent else config.reply_queue_name if replies else config.queue_name
+    return Queue(name, connection=rt.redis)
 
 
-def enqueue(rt, fn, *args, urgent: bool = False, delay: float = 0, **options) -> None:
-    """Queue `fn(*args)` — on the urgent queue, which every worker takes first, when `urgent`."""
+def enqueue(rt, fn, *args, urgent: bool = False, replies: bool = False, delay: float = 0,
+            **options) -> None:
+    """Queue `fn(*args)` — on the urgent queue, which every worker takes first, when `urgent`;
+    on the replies queue, taken next, when `replies`."""
     options = {**JOB_OPTIONS, **options}
     options.setdefault("description", f"{fn.__name__}{args}")
+    target = queue(rt, urgent, replies)
     if delay > 0:
-        queue(rt, urgent).enqueue_in(timedelta(seconds=delay), fn, *args, **options)
+        target.enqueue_in(timedelta(seconds=delay), fn, *args, **options)
     else:
-        queue(rt, urgent).enqueue(fn, *args, **options)
+        target.enqueue(fn, *args, **options)
 
 
 def retried(fn):
@@ -113,7 +117,8 @@ def process_conversation(conv_id: str, attempt: int = 0) -> int:
             written += step.facts.get("events", 1)
             if enrichment.has_followups(step.facts):
                 enqueue(rt, after_write, step.conv_id, step.ticket_id, step.facts,
-                        urgent=step.urgent, description=f"after_write({step.conv_id}, {step.ticket_id})")
+                        urgent=step.urgent, replies=step.replies,
+                        description=f"after_write({step.conv_id}, {step.ticket_id})")
     except TransientError as exc:
         retry = later(exc, attempt)
         if retry is None:
@@ -148,6 +153,14 @@ def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
         followup_steps.customer_wrote(rt, ticket_id, facts["received_at"], facts["status"],
                                       facts["updated_at"], answered=bool(facts.get("answered_call")))
         plan_followups(rt, ticket_id)
+
+
+@job
+@retried
+def first_reply(conv_id: str) -> str:
+    """A new conversation's acknowledgement, before its ticket exists (see
+    `bot.conversations.first_reply`); queued by the intake on the replies queue."""
+    return conversations.first_reply(runtime.get(), conv_id)
 
 
 # -- agents' replies and delivery reports --------------------------------------
@@ -382,7 +395,7 @@ def scheduled_followups(conn, config, ticket_id: int | None = None) -> list[dict
     ticket and step), so what is listed is what RQ will run.
     """
     out = []
-    for name in (config.urgent_queue_name, config.queue_name):
+    for name in config.queues:
         registry = ScheduledJobRegistry(name, connection=conn)
         for job_id, score in conn.zrange(registry.key, 0, -1, withscores=True):
             match = FOLLOWUP_ID.match(job_id.decode())

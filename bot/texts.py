@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from jinja2 import UndefinedError
+
 from bot import delivery, followups, keys
 from bot.delivery import Sent
 from bot.phones import fingerprint
@@ -25,24 +27,62 @@ class Text:
     what: str            # how notes name it
 
 
+# The auto-reply mark of a conversation acknowledged before its ticket existed, and how
+# long it stands when no auto-reply window is set (the ticket is opened within seconds).
+BEFORE_TICKET = "before-ticket"
+BEFORE_TICKET_HOLD = 10 * 60
+
+
+def _window(rt) -> int:
+    return max(0, int(rt.settings.autoreply_window_hours * 3600))
+
+
+def _acknowledgement(rt, now: datetime | None) -> str:
+    """The plain acknowledgement, or the after-hours message outside business hours."""
+    return "ack" if rt.settings.in_business_hours(now or datetime.now(timezone.utc)) else "after_hours"
+
+
 def autoreply(rt, conv_id: str, ticket_id: int, decision: Decision,
               now: datetime | None = None) -> Text | None:
     """The reply to a new ticket's first message, at most one per conversation per window.
 
     The category's own template (emergency…) goes whatever the hour and the
     window; the plain acknowledgement becomes the after-hours message outside
-    business hours.
+    business hours, and is not sent again when `first_reply` sent it before
+    the ticket existed.
     """
-    window = max(0, int(rt.settings.autoreply_window_hours * 3600))
+    window, key = _window(rt), keys.autoreply(conv_id)
     if decision.template != "ack":
-        rt.redis.set(keys.autoreply(conv_id), ticket_id, ex=max(1, window))
+        rt.redis.set(key, ticket_id, ex=max(1, window))
         return Text(f"sms/{decision.template}", f"auto:{ticket_id}", f"the automatic reply ({decision.template})")
-    if window and not rt.redis.set(keys.autoreply(conv_id), ticket_id, nx=True, ex=window):
-        if (rt.redis.get(keys.autoreply(conv_id)) or b"").decode() != str(ticket_id):
-            return None  # answered recently on another ticket
-    now = now or datetime.now(timezone.utc)
-    template = "ack" if rt.settings.in_business_hours(now) else "after_hours"
+    if (rt.redis.get(key) or b"").decode() == BEFORE_TICKET:
+        return None  # acknowledged before its ticket existed
+    if window and not rt.redis.set(key, ticket_id, nx=True, ex=window):
+        if (rt.redis.get(key) or b"").decode() != str(ticket_id):
+            return None  # answered recently on another ticket, or just before this one existed
+    template = _acknowledgement(rt, now)
     return Text(f"sms/{template}", f"auto:{ticket_id}", f"the automatic reply ({template})")
+
+
+def first_reply(rt, conv_id: str, decision: Decision, language: str, event_id: str,
+                now: datetime | None = None) -> Text | None:
+    """A new conversation's acknowledgement before its ticket exists (SPEC 12: the first
+    reply leaves ≤ 3 s after the text, whatever Zendesk's pace), or None when the reply
+    must wait for the ticket: the emergency advice (it names the case, and the on-call
+    alert goes with it), and any template an operator made name the case number
+    (`{{ ticket_id }}`). At most one auto-reply per conversation per window, as `autoreply`.
+    """
+    if decision.template != "ack":
+        return None
+    template = _acknowledgement(rt, now)
+    try:
+        rt.templates.render(f"sms/{template}", language)
+    except UndefinedError:
+        return None  # it names the ticket: `autoreply` sends it once the ticket exists
+    window = _window(rt)
+    if not rt.redis.set(keys.autoreply(conv_id), BEFORE_TICKET, nx=True, ex=window or BEFORE_TICKET_HOLD):
+        return None
+    return Text(f"sms/{template}", f"auto:first:{event_id}", f"the automatic reply ({template})")
 
 
 def emergency(ticket_id: int, decision: Decision) -> Text:
@@ -78,7 +118,9 @@ def send(rt, conv_id: str, ticket_id: int | None, text: Text) -> tuple[Sent, str
     conv = keys.conversation(conv_id)
     phone = (rt.redis.hget(conv, "phone") or b"").decode()
     language = (rt.redis.hget(conv, "language") or b"en").decode()
-    body = rt.templates.render(text.template, language, ticket_id=ticket_id)
+    # Before its ticket exists a text has no case number to name (`first_reply`).
+    body = rt.templates.render(text.template, language,
+                               **({} if ticket_id is None else {"ticket_id": ticket_id}))
     if not phone:
         return Sent.NO_PHONE, body
     return delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone, body=body,
@@ -103,7 +145,7 @@ def overdue(rt, ticket_id: int, reason: str, page: int, waited: str) -> None:
 
 def _page_on_call(rt, ticket_id: int, body: str, intent: str, what: str) -> None:
     for number in rt.settings.on_call:
-        delivery.send_text(rt, conv_id="oncall", ticket_id=ticket_id, phone=number, body=body,
+        delivery.send_text(rt, conv_id=delivery.ONCALL, ticket_id=ticket_id, phone=number, body=body,
                            intent=f"{intent}:{fingerprint(number)}", what=what)
 
 

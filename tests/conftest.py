@@ -239,7 +239,7 @@ class QuietWorker(SimpleWorker):
         self.pubsub_thread = None
 
 
-QUEUES = ("hotline-urgent", "hotline")   # as the Procfile's worker: urgent first
+QUEUES = ("hotline-urgent", "hotline-replies", "hotline")   # as the Procfile's worker: urgent first
 
 
 def run_jobs(conn, queue_name: str | None = None, *, future: bool = False, timeout: float = 30.0) -> int:

@@ -229,7 +229,7 @@ def test_a_saved_override_reaches_another_process_within_seconds(config, conn):
     wait_for(lambda: worker_side.render("sms/ack", "en", ticket_id=7) == "Changed #7",
              timeout=REFRESH_SECONDS + 2, what="the override to reach the other process")
     # Spanish has no override: still its file
-    assert "caso #7" in worker_side.render("sms/ack", "es", ticket_id=7)
+    assert worker_side.render("sms/ack", "es", ticket_id=7).startswith("Hola, somos")
 
 
 def test_the_next_auto_reply_uses_the_saved_override(web, config, conn, tmp_path,
@@ -267,7 +267,7 @@ def test_queues_page_shows_every_queue_and_replays_an_urgent_failed_job(web, con
     from datetime import timedelta
 
     token = signed_in_token(web)
-    urgent, ordinary = (Queue(name, connection=conn) for name in config.queues)
+    urgent, _, ordinary = (Queue(name, connection=conn) for name in config.queues)
     assert urgent.name == config.urgent_queue_name
     job = urgent.enqueue("bot.nonexistent.job", description="followup(42, first_response)")
     other = ordinary.enqueue("bot.nonexistent.job", description="after_write(c2, 43)")
@@ -391,4 +391,4 @@ def test_an_override_broken_behind_the_consoles_back_leaves_the_file_in_charge(c
     conn.hset(keys.TEMPLATE_OVERRIDES, "sms/ack/en", "{{ broken ")
     conn.incr(keys.TEMPLATE_GENERATION)
     text = Templates(config.templates_dir, conn).render("sms/ack", "en", ticket_id=7)
-    assert text.startswith("Hi, this is") and "#7" in text
+    assert text == (config.templates_dir / "sms" / "ack.en.txt").read_text().strip()

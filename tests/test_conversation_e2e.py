@@ -44,10 +44,44 @@ def test_new_conversation_opens_one_ticket_in_three_zendesk_calls_plus_the_triag
     [comment] = zendesk.public(ticket["id"])
     assert comment["body"] == "my dog is hurt"
     assert comment["public"] is True and comment["author_id"] == user["id"]
-    # The acknowledgement names the case, once.
+    # The acknowledgement, once, went before the ticket existed (it names no case); the
+    # summary note tells the agent what it said.
     [ack] = twilio.sent()
-    assert ack["to"] == CUSTOMER and f"#{ticket['id']}" in ack["body"]
-    assert "specialist will text you back" in ack["body"]
+    assert ack["to"] == CUSTOMER and "specialist will text you back" in ack["body"]
+    assert "#" not in ack["body"]
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert summary.startswith("Hotline triage:")
+    assert f"Hotline texted the customer the automatic reply (ack):\n{ack['body']}" in summary
+
+
+def test_the_first_reply_does_not_wait_for_zendesk(client, conn, open_rt, zendesk, twilio):
+    zendesk.fail_next("GET", r"/search", 503, times=3)
+    text(client, "hello, question about my booking")
+    run_jobs(conn)  # Zendesk answers 503: the write is retried later; the reply is not
+
+    assert zendesk.all("ticket") == []
+    [ack] = twilio.sent()
+    assert ack["to"] == CUSTOMER and "specialist will text you back" in ack["body"]
+
+    run_jobs(conn, future=True)  # Zendesk is back
+    [ticket] = zendesk.all("ticket")
+    assert len(twilio.sent()) == 1  # not acknowledged again with the ticket
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert "Hotline texted the customer the automatic reply (ack)" in summary
+
+
+def test_an_acknowledgement_that_names_the_case_waits_for_the_ticket(client, conn, open_rt, zendesk, twilio):
+    from bot.template_store import TemplateStore
+
+    TemplateStore(conn, open_rt.templates).save(
+        "sms/ack/en", "Got it: case #{{ ticket_id }}. A specialist will text you back.", "ops")
+    open_rt.templates._checked_at = float("-inf")  # this process sees the saved override now
+    text(client, "hello, question about my booking")
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    [ack] = twilio.sent()
+    assert ack["body"] == f"Got it: case #{ticket['id']}. A specialist will text you back."
 
 
 def test_next_message_is_one_safe_update_on_the_same_ticket(client, conn, open_rt, zendesk, twilio):
@@ -56,6 +90,7 @@ def test_next_message_is_one_safe_update_on_the_same_ticket(client, conn, open_r
     calls_before = len(zendesk.calls())
 
     text(client, "he is limping on his front leg")
+    assert conn.llen("rq:queue:hotline-replies") == 0  # it has a ticket: no first reply queued
     run_jobs(conn)
 
     assert zendesk.calls()[calls_before:] == ["PUT /tickets/{id}"]

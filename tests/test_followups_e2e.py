@@ -316,7 +316,7 @@ def test_a_scheduled_follow_up_outlives_a_killed_worker(client, conn, fu_rt, zen
     # no clean-up) while the follow-up waits in RQ's scheduled registry.
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "rq"), "worker", "--with-scheduler", "--config",
-         "bot.rqconfig", "hotline-urgent", "hotline"],
+         "bot.rqconfig", "hotline-urgent", "hotline-replies", "hotline"],
         cwd=ROOT, env={**os.environ, "REDIS_URL": redis_server.url}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -72,7 +72,7 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
 
     worker = subprocess.run(
         [str(BIN / "rq"), "worker", "--burst", "--worker-class", "rq.SimpleWorker",
-         "--url", env["REDIS_URL"], "hotline-urgent", "hotline"],
+         "--url", env["REDIS_URL"], "hotline-urgent", "hotline-replies", "hotline"],
         cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
 

@@ -236,7 +236,7 @@ def test_check_uses_the_redis_of_make_run(redis_server, conn, tmp_path, monkeypa
 def test_failed_list_says_when_there_is_nothing(app, conn):
     result = app.test_cli_runner().invoke(args=["hotline", "failed", "list"])
     assert result.exit_code == 0
-    assert result.output.strip() == "nothing failed: no failed jobs in queues hotline-urgent and hotline and no events set aside"
+    assert result.output.strip() == "nothing failed: no failed jobs in queues hotline-urgent, hotline-replies and hotline and no events set aside"
 
 
 def test_simulated_call_signed_with_the_wrong_token_stops_at_the_refusal(local, conn):

@@ -35,9 +35,11 @@ def test_a_burst_queues_one_job_and_is_written_as_one_comment(client, conn, open
     for i in range(5):
         text(client, f"part {i} of my question")
 
-    assert queued(conn) == {"hotline-urgent": 0, "hotline": 1}
+    # One job writes the burst; one first reply answers it (the replies queue).
+    assert queued(conn) == {"hotline-urgent": 0, "hotline-replies": 1, "hotline": 1}
     run_jobs(conn)
 
+    assert len(twilio.sent()) == 1
     [ticket] = zendesk.all("ticket")
     [comment] = zendesk.texts(ticket["id"])
     assert [f"part {i}" in comment for i in range(5)] == [True] * 5
@@ -98,7 +100,7 @@ def test_an_emergency_behind_a_backlog_is_answered_and_alerted_first(client, con
         assert post_twilio(client, "/twilio/sms", sms(f"+1555300{i:04d}", "where is my order")).status_code == 200
     text(client, "my dog got hit by a car and is bleeding")
 
-    assert queued(conn) == {"hotline-urgent": 1, "hotline": 20}
+    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 20, "hotline": 20}
     run_jobs(conn)
 
     sent = TwilioMock(conn).sent()
@@ -116,7 +118,7 @@ def test_an_emergency_takes_the_claim_from_a_waiting_ordinary_job(client, conn, 
     text(client, "hello, a question about my booking")
     text(client, "actually my dog was bitten and is bleeding")
 
-    assert queued(conn) == {"hotline-urgent": 1, "hotline": 1}
+    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 1, "hotline": 1}
     assert conn.get(keys.queued(conv_of(conn))).startswith(b"u-")
     run_jobs(conn)
 
@@ -213,7 +215,7 @@ def test_a_response_with_nothing_remaining_pauses_every_worker(conn):
 def test_help_is_answered_on_the_ordinary_queue_whatever_triage_thinks(client, conn, rt, zendesk, twilio):
     text(client, "HELP")
 
-    assert queued(conn) == {"hotline-urgent": 0, "hotline": 1}
+    assert queued(conn) == {"hotline-urgent": 0, "hotline-replies": 0, "hotline": 1}
 
 
 def test_a_text_queued_by_the_previous_version_is_still_sent_once(client, conn, open_rt, zendesk, twilio):

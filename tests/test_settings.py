@@ -61,8 +61,8 @@ def test_service_refuses_to_start_with_a_broken_template(config, tmp_path):
 
 def test_templates_render_in_the_requested_language_with_english_fallback(tmp_path):
     t = Templates(ROOT / "templates")
-    assert "caso #77" in t.render("sms/ack", "es", ticket_id=77)
-    assert "case #77" in t.render("sms/ack", "fr", ticket_id=77)
+    assert "caso urgente #77" in t.render("sms/emergency", "es", ticket_id=77)
+    assert "urgent case #77" in t.render("sms/emergency", "fr", ticket_id=77)
 
 
 def test_templates_are_sandboxed(tmp_path):

@@ -237,7 +237,7 @@ def failed_list():
     for conv in convs:
         click.echo(f"conversation {conv}: {conn.zcard(keys.dead(conv))} event(s) set aside")
     if not failed_jobs and not convs:
-        click.echo(f"nothing failed: no failed jobs in queues {' and '.join(names)} and no events "
+        click.echo(f"nothing failed: no failed jobs in queues {', '.join(names[:-1])} and {names[-1]} and no events "
                    f"set aside")
 
 
