@@ -360,6 +360,24 @@ def worker_model(jobs: int = 300, memory_jobs: int = 10000) -> dict:
                                env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=600)
                 out[f"jobs_per_s[{name}, {label}]"] = round(n / (time.monotonic() - start), 1)
+        # Two HotlineWorker processes as the Procfile runs them, against `rq worker-pool -n 2`
+        # (one command that forks and watches them), on runtime+detector jobs.
+        for name, commands in (
+                ("2 HotlineWorker processes", [[rq, "worker", "--burst", "-w", "bot.worker.HotlineWorker",
+                                                "-u", server.url, "bench"]] * 2),
+                ("rq worker-pool -n 2 HotlineWorker", [[rq, "worker-pool", "--burst", "-n", "2", "-w",
+                                                        "bot.worker.HotlineWorker", "-u", server.url,
+                                                        "bench"]])):
+            conn.flushdb()
+            q = Queue("bench", connection=conn)
+            for _ in range(jobs * 2):
+                q.enqueue("bench.jobs.touch")
+            start = time.monotonic()
+            procs = [subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) for c in commands]
+            for proc in procs:
+                proc.wait(600)
+            out[f"jobs_per_s[{name}, runtime+detector]"] = round(jobs * 2 / (time.monotonic() - start), 1)
         # Memory: one HotlineWorker, `memory_jobs` runtime+detector jobs, RSS sampled.
         conn.flushdb()
         q = Queue("bench", connection=conn)
