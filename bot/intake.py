@@ -103,6 +103,11 @@ class Outcome(str, Enum):
     DUPLICATE = "duplicate"
     SPOOLED = "spooled"
 
+    @property
+    def counted(self) -> str:
+        """The outcome as `hotline_events_total` names it."""
+        return "accepted" if self is Outcome.QUEUED else self.value
+
 
 def urgent_queue(queue_name: str) -> str:
     """The default urgent queue for `queue_name` (`Config.urgent_queue_name`)."""

@@ -169,10 +169,11 @@ def observe_many(conn: redis.Redis | None, name: str, values: list[float], *labe
 
 # The series SPEC 11 names, one small function each for the code that counts.
 
-def event(conn, source: str, outcome: str) -> None:
-    """A webhook's event: source sms|voice|email|zendesk|status; outcome accepted|duplicate|
-    refused|spooled|ignored. Deferred: the webhook's answer does not wait for it."""
-    inc(conn, "hotline_events_total", source, outcome, defer=True)
+def event(conn, source: str, outcome: str, defer: bool = True) -> None:
+    """A webhook's event (or one reconciliation took in): source sms|voice|email|zendesk|status;
+    outcome accepted|duplicate|refused|spooled|ignored. Deferred by default: the webhook's
+    answer does not wait for it."""
+    inc(conn, "hotline_events_total", source, outcome, defer=defer)
 
 
 def api_request(conn, api: str, outcome: str) -> None:

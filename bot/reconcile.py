@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from bot import calls, delivery, intake, keys
+from bot import calls, delivery, intake, keys, metrics
 from bot.events import InboundMessage
 from bot.phone.twilio_inbound import message_from_form
 from bot.phones import mask, to_e164
@@ -216,6 +216,7 @@ def _run(rt, since_seconds: float | None, now: float) -> Report:
         outcome = intake.accept(rt.redis, rt.config.queue_name, rt.config.spool_dir, event,
                                 triage=rt.settings.triage, urgent_queue=rt.config.urgent_queue_name)
         kind = "missed_call" if event.channel == "voice" else "text"
+        metrics.event(rt.redis, event.channel, outcome.counted, defer=False)  # as its webhook's would be
         sid = event.provider_id.split(":")[0]
         report.recovered.append(Recovered(kind=kind, sid=sid, sender=mask(event.sender),
                                           sent_at=event.provider_sent_at, outcome=outcome.value))

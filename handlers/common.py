@@ -32,12 +32,8 @@ def bad_request(reason: str):
     return jsonify(error="bad_request", reason=reason), 400
 
 
-OUTCOMES = {intake.Outcome.QUEUED: "accepted", intake.Outcome.DUPLICATE: "duplicate",
-            intake.Outcome.SPOOLED: "spooled"}
-
-
 def _taken(event_id: str, outcome: intake.Outcome) -> intake.Outcome:
-    g.hotline_event = (event_id, OUTCOMES[outcome])
+    g.hotline_event = (event_id, outcome.counted)
     return outcome
 
 

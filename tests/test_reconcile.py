@@ -17,8 +17,9 @@ from rq.registry import ScheduledJobRegistry
 
 from bot import jobs, keys, reconcile, runtime
 from bot.settings import SettingsError, parse_settings
-from tests.conftest import QuietWorker, always_open, post_twilio, run_jobs, sms
 from tests import twilio_mock
+from tests.conftest import QuietWorker, always_open, post_twilio, run_jobs, sms
+from tests.test_metrics import scrape
 from tests.twilio_mock import SERVICE, media_url
 
 CUSTOMER = "+15551230001"
@@ -69,11 +70,13 @@ def recovered_notes(zendesk, ticket_id) -> list[str]:
 # -- the scenarios the issue names ---------------------------------------------------
 
 def test_a_text_never_webhooked_is_recovered_once_with_a_note_and_no_customer_words(
-        conn, open_rt, zendesk, twilio):
+        client, conn, open_rt, zendesk, twilio):
     sent_at = ago(7)
     sid = twilio.inbound(CUSTOMER, "my dog was hit by a car", sent_at=sent_at)
 
     assert reconcile_via_worker(conn) == "recovered 1"
+    # Counted as the event its webhook would have been.
+    assert scrape(client)[("hotline_events_total", (("outcome", "accepted"), ("source", "sms")))] == 1
 
     [ticket] = zendesk.all("ticket")
     assert zendesk.texts(ticket["id"]) == ["my dog was hit by a car"]
