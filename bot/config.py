@@ -105,6 +105,7 @@ class Config:
     web_redis_timeout: float = 0.25
     http_timeout: float = 10.0
     maintenance_interval: float = 2.0
+    proxy_hops: int = 0   # proxies in front of the web tier whose X-Forwarded-For is trusted
 
     @property
     def reply_queue_name(self) -> str:
@@ -159,6 +160,7 @@ class Config:
             maintenance_interval=float(
                 get("HOTLINE_MAINTENANCE_INTERVAL", str(cls.maintenance_interval))
             ),
+            proxy_hops=int(get("HOTLINE_PROXY_HOPS", str(cls.proxy_hops))),
         )
 
     @property

@@ -102,6 +102,21 @@ def test_wrong_password_is_401_and_repeated_failures_are_slowed(web):
     assert "Retry-After" in resp.headers
 
 
+@pytest.mark.parametrize("hops, other_address_waits", [(0, True), (1, False)])
+def test_failures_are_counted_per_client_address_behind_the_configured_proxies(
+        config, conn, hops, other_address_waits):
+    from web import create_app
+
+    app = create_app(dataclasses.replace(config, proxy_hops=hops), maintenance=False).test_client()
+    mallory, maria = ({"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.2"})
+    for _ in range(10):
+        assert app.get("/admin/api/templates", headers={**basic(password="nope"), **mallory}).status_code == 401
+    assert app.get("/admin/api/templates", headers={**basic(), **mallory}).status_code == 429
+    # Without trusted proxies the header is the client's to forge: ignored, one address for all.
+    expected = 429 if other_address_waits else 200
+    assert app.get("/admin/api/templates", headers={**basic(), **maria}).status_code == expected
+
+
 def test_basic_auth_failures_are_slowed_too(web):
     for _ in range(10):
         assert web.get("/admin/api/templates", headers=basic(password="nope")).status_code == 401

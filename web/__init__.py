@@ -5,6 +5,7 @@ import logging
 import threading
 
 from flask import Flask, g, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import intake, jobs, metrics, redisconn, runtime
 from bot.config import Config
@@ -23,6 +24,11 @@ def create_app(config: Config | None = None, *, maintenance: bool = True) -> Fla
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    if config.proxy_hops:
+        # Behind a load balancer every request comes from its address: the console's
+        # slowing of failed sign-ins (per address) needs the client's, which the proxies
+        # add to X-Forwarded-For. Trusted only from that many hops, so it cannot be forged.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)
     conn = redisconn.connect(config.redis_url, timeout=config.web_redis_timeout)
     app.extensions["hotline"] = WebState(config=config, redis=conn, settings=settings,
                                          templates=templates.attach(conn))
