@@ -149,6 +149,24 @@ def test_admin_password_only_while_no_account_exists(web, app, conn):
     assert web.get("/admin/api/templates", headers=basic("maria", "a long passphrase")).status_code == 200
 
 
+def test_users_list_and_remove_and_a_removed_account_is_signed_out(web, app, conn):
+    cli = app.test_cli_runner()
+    for name in ("maria", "joe"):
+        assert cli.invoke(args=["hotline", "users", "add", name], input="a long passphrase\n").exit_code == 0
+    assert cli.invoke(args=["hotline", "users", "list"]).output.split() == ["joe", "maria"]
+    assert sign_in(web, "joe", "a long passphrase").status_code == 302
+    assert web.get("/admin/templates").status_code == 200
+
+    result = cli.invoke(args=["hotline", "users", "remove", "joe"])
+    assert result.exit_code == 0 and result.output.strip() == "account joe removed"
+    assert web.get("/admin/templates").status_code == 302  # signed out: back to the sign-in page
+    assert cli.invoke(args=["hotline", "users", "list"]).output.split() == ["maria"]
+    missing = cli.invoke(args=["hotline", "users", "remove", "joe"])
+    assert missing.exit_code != 0 and "no account joe" in missing.output
+    last = cli.invoke(args=["hotline", "users", "remove", "maria"])
+    assert "admin signs in with ADMIN_PASSWORD again" in last.output
+
+
 def test_users_add_refuses_a_short_password(app, conn):
     result = app.test_cli_runner().invoke(args=["hotline", "users", "add", "bob"], input="short\n")
     assert result.exit_code != 0 and "at least" in result.output

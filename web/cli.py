@@ -203,6 +203,29 @@ def users_add(name):
     click.echo(f"account {name} saved (with accounts in Redis, ADMIN_PASSWORD no longer signs in)")
 
 
+@users.command("list")
+def users_list():
+    """Every operator's account."""
+    from web.admin import accounts
+
+    found = accounts.names(_redis())
+    click.echo("\n".join(found) if found else "no accounts: admin signs in with ADMIN_PASSWORD, if set")
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name):
+    """Delete NAME's account; a browser signed in as NAME is signed out at its next request."""
+    from web.admin import accounts
+
+    conn = _redis()
+    if not accounts.remove(conn, name):
+        raise click.ClickException(f"no account {name}")
+    left = accounts.names(conn)
+    click.echo(f"account {name} removed" + ("" if left else
+               "; no account is left, so admin signs in with ADMIN_PASSWORD again, if it is set"))
+
+
 @hotline.group()
 def spool():
     """The local spool of events accepted while Redis was away."""

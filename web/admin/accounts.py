@@ -32,6 +32,16 @@ def add(conn: redis.Redis, name: str, password: str) -> None:
     conn.hset(keys.OPERATORS, name, generate_password_hash(password))
 
 
+def names(conn: redis.Redis) -> list[str]:
+    """Every account's name, sorted."""
+    return sorted(n.decode() for n in conn.hkeys(keys.OPERATORS))
+
+
+def remove(conn: redis.Redis, name: str) -> bool:
+    """Delete account `name` (its sessions end at their next request); False if there was none."""
+    return bool(conn.hdel(keys.OPERATORS, name))
+
+
 def exists(conn: redis.Redis, name: str, admin_password: str) -> bool:
     """Whether `name` may hold a session (the account may have been deleted since)."""
     if conn.hexists(keys.OPERATORS, name):
