@@ -34,7 +34,7 @@ def test_new_conversation_opens_one_ticket_in_three_zendesk_calls_plus_the_triag
     run_jobs(conn)
 
     # Find the requester, create them, open the ticket; then the agent's summary note.
-    assert zendesk.calls() == ["GET /search", "POST /users", "POST /tickets", "PUT /tickets/{id}"]
+    assert zendesk.calls() == ["GET /search", "POST /users/create_or_update", "POST /tickets", "PUT /tickets/{id}"]
     [user] = zendesk.all("user")
     assert user["phone"] == CUSTOMER and user["name"] == "+1 555-123-0001"
     [ticket] = zendesk.all("ticket")
@@ -197,7 +197,7 @@ def test_search_lag_never_causes_a_second_user(client, conn, open_rt, zendesk, t
     run_jobs(conn)
 
     assert len(zendesk.all("user")) == 1  # search still cannot see the user Hotline made
-    assert zendesk.calls().count("POST /users") == 1
+    assert zendesk.calls().count("POST /users/create_or_update") == 1
     assert zendesk.all("ticket")[1]["requester_id"] == zendesk.all("user")[0]["id"]
 
 
@@ -208,7 +208,7 @@ def test_existing_zendesk_user_is_found_by_phone_without_plus(client, conn, open
 
     search = [c for c in mocked.calls if "/search.json" in c.request.url][0]
     assert "phone%3A15551230001" in search.request.url or "phone:15551230001" in search.request.url
-    assert "POST /users" not in zendesk.calls()
+    assert "POST /users/create_or_update" not in zendesk.calls()
     assert zendesk.all("ticket")[0]["requester_id"] == user["id"]
 
 

@@ -264,6 +264,7 @@ class ZendeskMock:
             ("GET", r"/search\.json", self.search),
             ("GET", r"/users/(\d+)/tickets/requested\.json", self.requested),
             ("POST", r"/users\.json", self.create_user),
+            ("POST", r"/users/create_or_update\.json", self.create_or_update_user),
             ("GET", r"/tickets/(\d+)/audits\.json", self.list_audits),
             ("GET", r"/tickets/(\d+)/comments\.json", self.list_comments),
             ("GET", r"/users/show_many\.json", self.show_many_users),
@@ -311,6 +312,21 @@ class ZendeskMock:
         user["_searchable"] = False  # search lags creation
         self._put("user", user)
         return 201, {"user": user}
+
+    def create_or_update_user(self, request):
+        """Zendesk's create-or-update: the user with this email or external id, else a new one
+        (201 created, 200 updated)."""
+        data = self._json(request)["user"]
+        for user in self.all("user"):
+            if (data.get("external_id") and user.get("external_id") == data["external_id"]) or \
+                    (data.get("email") and user.get("email") == data["email"]):
+                user.update({k: v for k, v in data.items() if k in ("name", "phone", "email")})
+                self._put("user", user)
+                return 200, {"user": user}
+        status, body = self.create_user(request)
+        body["user"]["external_id"] = data.get("external_id")
+        self._put("user", body["user"])
+        return status, body
 
     def show_ticket(self, request):
         t = self._get("ticket", self._id(request))

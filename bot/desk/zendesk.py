@@ -17,6 +17,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket as ZTicket, User
 
 from bot import tracing
+from bot.phones import fingerprint
 from bot.desk import Attachment, DeskComment, NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.metrics import api_outcome
@@ -115,12 +116,18 @@ class ZendeskDesk:
         return int(user.id) if user else None
 
     def create_user(self, name: str, phone: str | None = None, email: str | None = None) -> int:
+        """Create the requester, idempotently: Zendesk's create-or-update matches the email,
+        or the external id Hotline gives a number (its fingerprint), so a create whose answer
+        was lost and is tried again finds the user it made instead of making a second one
+        (search would not see it yet: it lags creation by minutes)."""
         fields = {"name": name, "role": "end-user"}
         if phone:
-            fields["phone"] = phone
+            fields.update(phone=phone, external_id=f"hotline-phone-{fingerprint(phone)}")
         if email:
             fields["email"] = email
-        user = self._do(self.client.users.create, User(**fields), write=True)
+        if not (phone or email):  # nothing to match on (a withheld number): a new user each time
+            return int(self._do(self.client.users.create, User(**fields), write=True).id)
+        user = self._do(self.client.users.create_or_update, User(**fields), write=True)
         return int(user.id)
 
     def get_ticket(self, ticket_id: int) -> Ticket | None:
