@@ -537,7 +537,8 @@ def run(rate: float = TARGET_RATE, seconds: float = 20, workers: int = DEFAULT_W
         spooled = len(list(spool_dir.glob("*.json"))) if spool_dir.is_dir() else 0
         # One job per conversation (SPEC 12): every accepted text waits in its
         # conversation's pending set, so that is what must match the 200 answers.
-        queued = sum(Queue(name, connection=conn).count for name in (QUEUE_NAME, QUEUE_NAME + "-urgent"))
+        queued = sum(Queue(name, connection=conn).count
+                     for name in (QUEUE_NAME, QUEUE_NAME + "-urgent", QUEUE_NAME + "-replies"))
         pending = sum(conn.zcard(k) for k in conn.scan_iter(match="hotline:pending:*"))
         conn.close()
         total_s = len(requests) / rate

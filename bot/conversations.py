@@ -31,9 +31,8 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from bot import (delivery, enrichment, followup_steps, intake, keys, keywords, metrics, reconcile, texts, tickets,
+from bot import (enrichment, followup_steps, keys, keywords, metrics, reconcile, texts, tickets,
                  tracing)
-from bot.delivery import Sent
 from bot.desk import NewComment, NewTicket, Ticket
 from bot.errors import NotFound, PermanentError, TicketClosed, TransientError, UpdateConflict
 from bot.events import InboundMessage
@@ -457,50 +456,36 @@ def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str)
 
 
 def first_reply(rt, conv_id: str) -> str:
-    """Acknowledge a new conversation now, before its ticket exists (`bot.intake` queues
-    this on the replies queue for a text with no current ticket): the customer's first
-    reply does not wait for three Zendesk calls and the other conversations' writes.
-
-    What is chosen is recorded in the conversation map before it is sent, so a retry
-    sends that same text (once: `bot.delivery`) even if the ticket exists by then;
-    `bot.enrichment.followups` puts it in the new ticket's summary note. Returns what
-    happened, for the job's result.
+    """Acknowledge a new conversation now, before its ticket exists (its job, queued on the
+    replies queue by `bot.intake`, then hands the write to the ordinary queue): the
+    customer's first reply does not wait for three Zendesk calls and the other
+    conversations' writes. Best effort: whatever this does not send, the new ticket's
+    `after_write` sends (`texts.autoreply` finds the choice in the auto-reply mark), and
+    its summary note says what the customer was told or why it failed. Returns what
+    happened, for the log.
     """
     conn = rt.redis
-    conv_map = keys.conversation(conv_id)
-    conv = {_s(k): _s(v) for k, v in conn.hgetall(conv_map).items()}
-    chosen = json.loads(conv.get("first_reply") or "null")
-    if not chosen or time.time() - chosen.get("at", 0) > intake.FIRST_REPLY_GATE:
-        if _has_current_ticket(conv):
-            return "has a ticket"
-        messages = [p.message for p in load_pending(conn, conv_id) if p.message.channel == "sms"]
-        if not messages or keywords.only_keywords(messages):
-            return "nothing to answer"
-        if any(REFERENCE.search(m.body or "") for m in messages):
-            return "names a ticket"  # it may belong to an existing ticket: answered with it
-        decision = enrichment.decide(rt, messages)
-        words = " ".join(m.body or "" for m in messages if m.kind_of == "text")
-        language = conv.get("language") or (detect(words, rt.settings.languages) if words else None)
-        text = texts.first_reply(rt, conv_id, decision, language or "en", messages[0].event_id)
-        if text is None:
-            return "waits for the ticket"
-        chosen = {"template": text.template, "intent": text.intent, "what": text.what, "at": time.time()}
-        pipe = conn.pipeline(transaction=True)
-        pipe.hsetnx(conv_map, "phone", messages[0].sender)
-        if language:
-            pipe.hsetnx(conv_map, "language", language)
-        pipe.hset(conv_map, "first_reply", json.dumps(chosen))
-        pipe.execute()
-    text = texts.Text(chosen["template"], chosen["intent"], chosen["what"])
-    outcome, body = texts.send(rt, conv_id, None, text)  # a failure is held for the ticket
-    if outcome == Sent.SENT:
-        delivery.note_or_hold(rt, conv_id, None, texts.told([(text, body)]))
-    conn.hdel(conv_map, "first_reply")
-    ticket_id = _s(conn.hget(conv_map, "ticket_id"))
-    if ticket_id and delivery.done(rt, f"summary:{ticket_id}"):
-        # The ticket's summary note went before this text did: the agent is told apart.
-        enrichment.flush_held(rt, conv_id, int(ticket_id))
-    return outcome.value
+    conv = {_s(k): _s(v) for k, v in conn.hgetall(keys.conversation(conv_id)).items()}
+    if _has_current_ticket(conv):
+        return "has a ticket"
+    messages = [p.message for p in load_pending(conn, conv_id)]
+    if not messages or any(m.channel != "sms" or m.kind_of != "text" for m in messages) \
+            or any(keywords.keyword(m) for m in messages):
+        return "left to the ticket"  # a call, STOP/START/HELP: answered with the write
+    if any(REFERENCE.search(m.body or "") for m in messages):
+        return "names a ticket"  # it may belong to an existing ticket: answered with it
+    decision = enrichment.decide(rt, messages)
+    words = " ".join(m.body or "" for m in messages).strip()
+    language = conv.get("language") or (detect(words, rt.settings.languages) if words else None)
+    text = texts.first_reply(rt, conv_id, decision, language or "en", messages[0].event_id)
+    if text is None:
+        return "waits for the ticket"
+    pipe = conn.pipeline(transaction=True)
+    pipe.hsetnx(keys.conversation(conv_id), "phone", messages[0].sender)
+    if language:
+        pipe.hsetnx(keys.conversation(conv_id), "language", language)
+    pipe.execute()
+    return texts.send(rt, conv_id, None, text)[0].value
 
 
 class LockLost(TransientError):

@@ -85,24 +85,9 @@ def note(rt, ticket_id: int | None, text: str, *, add_tags=None, remove_tags=Non
 ONCALL = "oncall"  # the outbox of the on-call team's texts (no conversation of its own)
 
 
-def note_or_hold(rt, conv_id: str, ticket_id: int | None, text: str) -> None:
-    """A note on the ticket; before the conversation has one (its first reply goes before
-    its ticket exists), kept for the new ticket's summary note (`bot.enrichment`)."""
-    if ticket_id or conv_id == ONCALL:
-        note(rt, ticket_id, text)
-    else:
-        rt.redis.rpush(keys.held_notes(conv_id), text)
-        rt.redis.expire(keys.held_notes(conv_id), MESSAGE_TTL)
-
-
-def done(rt, key: str) -> bool:
-    """Whether `once` ran (or is running) the action for `key`."""
-    return bool(rt.redis.exists(keys.PREFIX + "done:" + key))
-
-
 def once(rt, key: str, action) -> bool:
     """Run `action` once for `key` (ticket notes, alerts); a failure frees the key to retry."""
-    marker = keys.PREFIX + "done:" + key  # as `done` reads it
+    marker = keys.PREFIX + "done:" + key
     if not rt.redis.set(marker, 1, nx=True, ex=MESSAGE_TTL):
         return False
     try:
@@ -121,7 +106,10 @@ def opt_out(rt, phone: str, ticket_id: int | None, why: str) -> None:
 
 
 def note_opt_out(rt, ticket_id: int | None, why: str) -> None:
-    """Tag and note an opt-out on the ticket, once until the customer opts back in."""
+    """Tag and note an opt-out on the ticket, once until the customer opts back in (no ticket
+    yet: its summary says so, and `bot.enrichment` tags it)."""
+    if not ticket_id:
+        return
     rt.redis.delete(keys.PREFIX + f"done:optin:{ticket_id}")
     once(rt, f"optout:{ticket_id}", lambda: note(
         rt, ticket_id, f"The customer opted out of text messages ({why}). Hotline will send them "
@@ -129,10 +117,29 @@ def note_opt_out(rt, ticket_id: int | None, why: str) -> None:
 
 
 def note_opt_in(rt, ticket_id: int | None) -> None:
+    if not ticket_id:
+        return
     rt.redis.delete(keys.PREFIX + f"done:optout:{ticket_id}")
     once(rt, f"optin:{ticket_id}", lambda: note(
         rt, ticket_id, "The customer opted back in to text messages (START).",
         remove_tags=[OPTED_OUT_TAG]))
+
+
+def earlier_problem(rt, conv_id: str, intent: str, what: str) -> str | None:
+    """What went wrong with the text already tried for `intent`, as a line for the agent, or
+    None: it left and no failure was reported."""
+    state = (rt.redis.hget(keys.outbox(conv_id), intent) or b"").decode()
+    if state.startswith("failed:"):
+        return f"Hotline could not send {what} to the customer: {explain(state.partition(':')[2])}."
+    if state in ("unknown", "sending"):
+        return (f"Hotline may not have sent {what}: the carrier did not answer in time. Check with "
+                f"the customer before sending it again.")
+    message = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.message(state)).items()} \
+        if state else {}
+    if message.get("status") in FAILED:
+        return (f"A text to the customer was not delivered ({what}, status {message['status']}): "
+                f"{explain(message.get('error_code'))}.")
+    return None
 
 
 def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
@@ -156,7 +163,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         # A worker died between recording the intent and settling it: the text
         # may have gone out. Telling the agent beats texting a customer twice.
         conn.hset(ledger, intent, "unknown")
-        note_or_hold(rt, conv_id, ticket_id, f"Hotline may not have sent {what}: it was interrupted while "
+        note(rt, ticket_id, f"Hotline may not have sent {what}: it was interrupted while "
                             f"sending. Check with the customer before sending it again.")
         return Sent.UNKNOWN
     conn.expire(ledger, MESSAGE_TTL)
@@ -166,7 +173,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         if exc.unknown_outcome:
             conn.hset(ledger, intent, "unknown")
             log.error("send.outcome-unknown", extra={"conv": conv_id, "to": mask(phone)})
-            note_or_hold(rt, conv_id, ticket_id, f"Hotline may not have sent {what}: the carrier did not answer "
+            note(rt, ticket_id, f"Hotline may not have sent {what}: the carrier did not answer "
                                 f"in time. Check with the customer before sending it again.")
             return Sent.UNKNOWN
         conn.hdel(ledger, intent)  # nothing left Hotline: safe to try again
@@ -176,8 +183,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         log.error("send.failed", extra={"conv": conv_id, "to": mask(phone), "code": exc.code})
         if exc.code == 21610:
             opt_out(rt, phone, ticket_id, "Twilio reports the number unsubscribed")
-        note_or_hold(rt, conv_id, ticket_id, f"Hotline could not send {what} to the customer: "
-                                             f"{explain(exc.code)}.")
+        note(rt, ticket_id, f"Hotline could not send {what} to the customer: {explain(exc.code)}.")
         return Sent.FAILED
     pipe = conn.pipeline(transaction=True)
     pipe.hset(ledger, intent, sid)
@@ -212,11 +218,15 @@ def record_status(rt, sid: str, status: str, error_code) -> str:
     current = (rt.redis.hget(keys.message(sid), "status") or b"").decode()
     if status in FAILED and current == status:
         # Noted once; a failed note (Zendesk down) is written when the job is retried.
+        if error_code:
+            rt.redis.hset(keys.message(sid), "error_code", str(error_code))
         info = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.message(sid)).items()}
-        # A text sent before its ticket existed (a new conversation's first reply) is noted on
-        # the conversation's ticket.
         conv = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.conversation(info["conv"])).items()}
-        ticket = int(info.get("ticket") or conv.get("ticket_id") or 0) or None
+        ticket = int(info["ticket"]) if info.get("ticket") else None
+        if ticket is None and conv.get("ticket_id") and conv.get("ticket_status") != "closed":
+            ticket = int(conv["ticket_id"])  # a first reply sent before its ticket existed: that one
+        if ticket is None:
+            return "applied"  # the new ticket's summary says it (`earlier_problem`)
         phone = conv.get("phone", "")
 
         def tell_agent():

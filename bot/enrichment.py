@@ -98,15 +98,6 @@ def has_followups(facts: dict) -> bool:
                 or facts.get("received_at"))  # the follow-ups (SPEC 7) watch every customer text
 
 
-def flush_held(rt, conv_id: str, ticket_id: int) -> None:
-    """Notes held for a new ticket (`delivery.note_or_hold`) that came after its summary
-    note: one note now."""
-    held = rt.redis.lrange(keys.held_notes(conv_id), 0, -1)
-    if held:
-        delivery.note(rt, ticket_id, "\n\n".join(h.decode() for h in held))
-        rt.redis.ltrim(keys.held_notes(conv_id), len(held), -1)
-
-
 def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Recording]:
     """Everything a written batch calls for besides the write itself, each step once:
     the on-call alert, the texts to the customer, then one note — the summary on
@@ -137,29 +128,30 @@ def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Reco
     chosen: list[texts.Text] = []
     if created and facts.get("channel") != "email" and not facts.get("missed_calls") \
             and not facts.get("answered_call"):
-        auto = texts.autoreply(rt, conv_id, ticket_id, decision)
-        chosen += [auto] if auto else []
+        chosen += texts.autoreply(rt, conv_id, ticket_id, decision)
     elif decision.category == "emergency" and urgent_now and not created:
         chosen.append(texts.emergency(ticket_id, decision))
     chosen += [texts.missed_call(sid) for sid in facts.get("missed_calls") or []]
     chosen += keywords.replies(facts.get("keywords") or [])
-    told = []
+    told, problems = [], []
     for text in chosen:
         outcome, body = texts.send(rt, conv_id, ticket_id, text)
-        if outcome in (Sent.SENT, Sent.ALREADY):
+        problem = delivery.earlier_problem(rt, conv_id, text.intent, text.what) \
+            if outcome == Sent.ALREADY else None
+        if problem is None and outcome in (Sent.SENT, Sent.ALREADY):
             told.append((text, body))
-    said = texts.told(told)
+        elif problem and texts.before_ticket(text):
+            problems.append(problem)  # it failed with no ticket to note it on: noted here
+    said = "\n\n".join(filter(None, [texts.told(told)] + problems))
 
     if created:
         def summary_note():
             location = json.loads(conv.get("location") or "{}")
-            held = rt.redis.lrange(keys.held_notes(conv_id), 0, -1)  # texted before the ticket existed
             delivery.note(rt, ticket_id, "\n\n".join(filter(None, [summary(
                 decision=decision, phone=phone, location=location, language=facts.get("language"),
                 earlier=earlier_tickets(rt, conv, facts["user_id"], facts["created_user"]),
                 opted_out=delivery.is_opted_out(rt.redis, phone),
-                channel=facts.get("channel", "SMS"))] + [h.decode() for h in held] + [said])))
-            rt.redis.ltrim(keys.held_notes(conv_id), len(held), -1)
+                channel=facts.get("channel", "SMS")), said])))
         delivery.once(rt, f"summary:{ticket_id}", summary_note)
     elif previous and rank(decision.priority) > rank(previous):
         delivery.once(rt, f"raised:{step}", lambda: delivery.note(
@@ -170,6 +162,9 @@ def followups(rt, conv_id: str, ticket_id: int | None, facts: dict) -> list[Reco
     elif said:
         delivery.once(rt, f"told:{step}", lambda: delivery.note(rt, ticket_id, said))
     keywords.apply(rt, ticket_id, facts.get("keywords") or [])
+    if created and phone and delivery.is_opted_out(rt.redis, phone):
+        # Opted out before this ticket existed (STOP earlier, or Twilio refusing the first reply).
+        delivery.note_opt_out(rt, ticket_id, "the number is opted out")
     for recovered in facts.get("recovered") or []:
         reconcile.mark_ticket(rt, ticket_id, recovered)
     if created and facts.get("channel") == "email" and rt.settings.email_acknowledge:

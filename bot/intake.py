@@ -16,11 +16,11 @@ This is the only thing the web tier does with an event (SPEC 3.3, 3.4):
    next one. An emergency goes on the urgent queue, which every worker takes
    first, and takes the claim over from a job waiting on the ordinary queue;
 3. a text that starts a new conversation (no current ticket in Hotline's map)
-   also queues `first_reply(conv_id)` on the replies queue, which workers take
-   after the urgent one and before the rest: the customer's acknowledgement
-   does not wait for Zendesk (SPEC 12: ≤ 3 s), nor behind other
-   conversations' writes. The same script lets one such job through per
-   conversation per `FIRST_REPLY_GATE` seconds;
+   has its job queued on the replies queue, which workers take after the
+   urgent one and before the rest: the job texts the acknowledgement at once
+   and hands the conversation on to the ordinary queue for the Zendesk write,
+   so the customer's first reply waits neither for Zendesk nor behind other
+   conversations' writes (SPEC 12: ≤ 3 s);
 4. if Redis cannot do any of this, the event goes to the local spool and is
    forwarded from there later by `drain_spool`.
 """
@@ -49,10 +49,10 @@ log = logging.getLogger("hotline.intake")
 
 # KEYS: seen, convids, pending index
 # ARGV: claim token, claim ttl, conversation key, fresh conv id, event json, score, key prefix,
-#       job id to claim the conversation's queued job with, its ttl,
-#       "1" when the event may start a new conversation's first reply, that gate's ttl
-# Returns {1, conv id, job id or "", "1" or ""} (a job id: enqueue it; "1": queue the
-# first reply), or {0} for a duplicate.
+#       job id to claim the conversation's queued job with (`u-` urgent, else `n-`), its ttl,
+#       "1" when the event may start a new conversation's first reply
+# Returns {1, conv id, job id or ""} (a job id: enqueue it; an `r-` one on the replies queue),
+# or {0} for a duplicate.
 _ACCEPT = """
 local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 if not claimed and redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -66,23 +66,23 @@ if not id then
 end
 redis.call('ZADD', ARGV[7] .. 'pending:' .. id, ARGV[6], ARGV[5])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[6], id)
-local reply = ''
-if ARGV[10] == '1' then
-  local conv = redis.call('HMGET', ARGV[7] .. 'conv:' .. id, 'ticket_id', 'ticket_status')
-  if (not conv[1] or conv[1] == '' or conv[2] == 'closed')
-     and redis.call('SET', ARGV[7] .. 'first-reply:' .. id, ARGV[1], 'NX', 'EX', ARGV[11]) then
-    reply = '1'
-  end
-end
 local queued = ARGV[7] .. 'queued:' .. id
 local holder = redis.call('GET', queued)
 -- A claim whose job was never created (Redis failed between claim and enqueue) is free.
 if holder and redis.call('EXISTS', 'rq:job:' .. holder) == 1
    and not (string.sub(ARGV[8], 1, 2) == 'u-' and string.sub(holder, 1, 2) ~= 'u-') then
-  return {1, id, '', reply}
+  return {1, id, ''}
 end
-redis.call('SET', queued, ARGV[8], 'EX', ARGV[9])
-return {1, id, ARGV[8], reply}
+local job = ARGV[8]
+if ARGV[10] == '1' then
+  -- No current ticket: the job answers first, from the replies queue.
+  local conv = redis.call('HMGET', ARGV[7] .. 'conv:' .. id, 'ticket_id', 'ticket_status')
+  if not conv[1] or conv[1] == '' or conv[2] == 'closed' then
+    job = 'r-' .. string.sub(job, 3)
+  end
+end
+redis.call('SET', queued, job, 'EX', ARGV[9])
+return {1, id, job}
 """
 # Give the claim back, if it is still this job's: 1; 0 when another job holds it.
 _RELEASE = """
@@ -92,10 +92,8 @@ if holder == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
 """
 CLAIM_TTL = 15 * 60   # a claim whose job was lost (a crash between pop and start) ends anyway
-FIRST_REPLY_GATE = 10 * 60  # one first-reply job per new conversation in this many seconds
 
 JOB = "bot.jobs.process_conversation"
-FIRST_REPLY_JOB = "bot.jobs.first_reply"
 
 
 class Outcome(str, Enum):
@@ -131,14 +129,16 @@ def enqueue_conversation(conn: redis.Redis, queue_name: str, conv_id: str, *,
     """Ask a worker to bring conversation `conv_id` up to date in Zendesk.
 
     `job` is the id that holds the conversation's claim (`urgent`'s start with
-    `u-` and go on the urgent queue); without one, the claim is taken here,
-    and nothing is queued when another job already holds it.
+    `u-` and go on the urgent queue; a new conversation's first with `r-`, on the
+    replies queue); without one, the claim is taken here, and nothing is queued
+    when another job already holds it.
     """
     if job is None:
         job = claim(conn, conv_id)
         if job is None:
             return
-    name = (urgent or urgent_queue(queue_name)) if job.startswith("u-") else queue_name
+    name = (urgent or urgent_queue(queue_name)) if job.startswith("u-") else \
+        reply_queue(queue_name) if job.startswith("r-") else queue_name
     queue = tracing.Queue(name, connection=conn)
     args = (conv_id, attempt) if attempt else (conv_id,)
     options = dict(job_id=job, job_timeout=300, result_ttl=600, failure_ttl=30 * 24 * 3600,
@@ -189,14 +189,10 @@ def _queue(conn: redis.Redis, queue_name: str, event: dict, urgent: str | None =
         keys=[keys.seen(event["dedupe_key"]), keys.CONV_IDS, keys.PENDING_INDEX],
         args=[event["event_id"], keys.SEEN_TTL, event["conversation_key"], uuid.uuid4().hex,
               json.dumps(event["data"], sort_keys=True), int(event["received_at"] * 1000),
-              keys.PREFIX, job, CLAIM_TTL, "1" if event.get("first_reply") else "", FIRST_REPLY_GATE])
+              keys.PREFIX, job, CLAIM_TTL, "1" if event.get("first_reply") else ""])
     if not result or int(result[0]) == 0:
         return Outcome.DUPLICATE
-    conv_id, claimed, reply = (v.decode() if isinstance(v, bytes) else v for v in result[1:4])
-    if reply:
-        tracing.Queue(reply_queue(queue_name), connection=conn).enqueue(
-            FIRST_REPLY_JOB, conv_id, job_timeout=60, result_ttl=600, failure_ttl=30 * 24 * 3600,
-            description=f"first_reply({conv_id})")
+    conv_id, claimed = (v.decode() if isinstance(v, bytes) else v for v in result[1:3])
     if claimed:
         enqueue_conversation(conn, queue_name, conv_id, job=claimed, urgent=urgent)
     return Outcome.QUEUED

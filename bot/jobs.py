@@ -101,11 +101,23 @@ def process_conversation(conv_id: str, attempt: int = 0) -> int:
 
     Gives back the conversation's claim first, so an event arriving from now
     on queues the next job; a job whose claim was taken over (an emergency
-    moved the conversation to the urgent queue) has nothing to do.
+    moved the conversation to the urgent queue) has nothing to do. From the
+    replies queue (a new conversation, `bot.intake`) it texts the first reply
+    and hands the conversation to the ordinary queue for the write.
     """
     rt = runtime.get()
     current = get_current_job()
     if not intake.release_claim(rt.redis, conv_id, current.id if current else None):
+        return 0
+    if current and current.origin == rt.config.reply_queue_name:
+        # A new conversation: its acknowledgement now, then the write from the ordinary queue.
+        try:
+            log.info("conversation.first-reply", extra={
+                "conv": conv_id, "outcome": conversations.first_reply(rt, conv_id)})
+        except TransientError as exc:  # the new ticket's after_write sends it (`texts.autoreply`)
+            log.warning("conversation.first-reply-later", extra={"conv": conv_id, "error": str(exc)})
+        finally:
+            _offer(rt, conv_id, 0, attempt, urgent=False)
         return 0
     urgent = bool(current and current.origin == rt.config.urgent_queue_name)
     written = 0
@@ -153,14 +165,6 @@ def after_write(conv_id: str, ticket_id: int, facts: dict) -> None:
         followup_steps.customer_wrote(rt, ticket_id, facts["received_at"], facts["status"],
                                       facts["updated_at"], answered=bool(facts.get("answered_call")))
         plan_followups(rt, ticket_id)
-
-
-@job
-@retried
-def first_reply(conv_id: str) -> str:
-    """A new conversation's acknowledgement, before its ticket exists (see
-    `bot.conversations.first_reply`); queued by the intake on the replies queue."""
-    return conversations.first_reply(runtime.get(), conv_id)
 
 
 # -- agents' replies and delivery reports --------------------------------------

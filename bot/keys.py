@@ -51,12 +51,6 @@ def dead(conv_id: str) -> str:
 OPTED_OUT = PREFIX + "optout"          # hash: phone -> when it opted out
 
 
-def held_notes(conv_id: str) -> str:
-    """List: notes for a conversation's ticket written before the ticket existed (a new
-    conversation's first reply), put in the new ticket's summary note."""
-    return f"{PREFIX}held-notes:{conv_id}"
-
-
 def outbox(conv_id: str) -> str:
     """Hash: send intent (comment:123:1, template:ack:…) -> sid | sending | unknown | failed:code."""
     return f"{PREFIX}outbox:{conv_id}"

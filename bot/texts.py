@@ -27,10 +27,13 @@ class Text:
     what: str            # how notes name it
 
 
-# The auto-reply mark of a conversation acknowledged before its ticket existed, and how
-# long it stands when no auto-reply window is set (the ticket is opened within seconds).
+# A conversation's auto-reply mark, `<owner>|<template>|<intent>`: which ticket the last
+# automatic reply was for (or BEFORE_TICKET: a new conversation's, sent before its ticket
+# existed) and what it was. It lives `autoreply_window_hours` (at most one auto-reply per
+# conversation per window), or BEFORE_TICKET_HOLD without a window, so that the new
+# ticket finds its reply and a retry never sends another.
 BEFORE_TICKET = "before-ticket"
-BEFORE_TICKET_HOLD = 10 * 60
+BEFORE_TICKET_HOLD = 24 * 3600
 
 
 def _window(rt) -> int:
@@ -42,26 +45,58 @@ def _acknowledgement(rt, now: datetime | None) -> str:
     return "ack" if rt.settings.in_business_hours(now or datetime.now(timezone.utc)) else "after_hours"
 
 
-def autoreply(rt, conv_id: str, ticket_id: int, decision: Decision,
-              now: datetime | None = None) -> Text | None:
-    """The reply to a new ticket's first message, at most one per conversation per window.
+def _auto(template: str, intent: str) -> Text:
+    return Text(template, intent, f"the automatic reply ({template.rsplit('/', 1)[-1]})")
 
-    The category's own template (emergency…) goes whatever the hour and the
-    window; the plain acknowledgement becomes the after-hours message outside
-    business hours, and is not sent again when `first_reply` sent it before
-    the ticket existed.
+
+def _mark(rt, conv_id: str) -> tuple[str, Text] | None:
+    raw = (rt.redis.get(keys.autoreply(conv_id)) or b"").decode()
+    parts = raw.split("|")
+    return (parts[0], _auto(parts[1], parts[2])) if len(parts) == 3 else None
+
+
+def _set_mark(rt, conv_id: str, owner, text: Text, ttl: int, **options) -> bool:
+    return bool(rt.redis.set(keys.autoreply(conv_id), f"{owner}|{text.template}|{text.intent}",
+                             ex=ttl, **options))
+
+
+def autoreply(rt, conv_id: str, ticket_id: int, decision: Decision,
+              now: datetime | None = None) -> list[Text]:
+    """The replies to a new ticket's first message: at most one acknowledgement per
+    conversation per window, and the category's own template (emergency…) whatever the
+    hour and the window.
+
+    The acknowledgement `first_reply` chose before the ticket existed is this ticket's
+    (sent again only if it never left: the outbox knows); the plain acknowledgement
+    becomes the after-hours message outside business hours.
     """
-    window, key = _window(rt), keys.autoreply(conv_id)
+    window = _window(rt)
+    held = _mark(rt, conv_id)
+    early = None
+    if held and held[0] == BEFORE_TICKET:
+        early = held[1]
+        _set_mark(rt, conv_id, ticket_id, early, window or BEFORE_TICKET_HOLD)
+    elif held and held[0] == str(ticket_id) and before_ticket(held[1]):
+        early = held[1]  # this ticket's, found by an earlier try of its after_write
     if decision.template != "ack":
-        rt.redis.set(key, ticket_id, ex=max(1, window))
-        return Text(f"sms/{decision.template}", f"auto:{ticket_id}", f"the automatic reply ({decision.template})")
-    if (rt.redis.get(key) or b"").decode() == BEFORE_TICKET:
-        return None  # acknowledged before its ticket existed
-    if window and not rt.redis.set(key, ticket_id, nx=True, ex=window):
-        if (rt.redis.get(key) or b"").decode() != str(ticket_id):
-            return None  # answered recently on another ticket, or just before this one existed
-    template = _acknowledgement(rt, now)
-    return Text(f"sms/{template}", f"auto:{ticket_id}", f"the automatic reply ({template})")
+        text = _auto(f"sms/{decision.template}", f"auto:{ticket_id}")
+        _set_mark(rt, conv_id, ticket_id, text, max(1, window or BEFORE_TICKET_HOLD))
+        return [t for t in (early, text) if t]
+    if early:
+        return [early]
+    if held and held[0] == str(ticket_id):
+        return [held[1]]  # an earlier try of this ticket's after_write chose it
+    text = _auto(f"sms/{_acknowledgement(rt, now)}", f"auto:{ticket_id}")
+    if window and not _set_mark(rt, conv_id, ticket_id, text, window, nx=True):
+        return []  # answered recently, on another ticket
+    if not window:
+        _set_mark(rt, conv_id, ticket_id, text, BEFORE_TICKET_HOLD)
+    return [text]
+
+
+def before_ticket(text: Text) -> bool:
+    """Whether `text` is a first reply sent before its ticket existed (`first_reply`)."""
+    return text.intent.startswith("auto:first:")
 
 
 def first_reply(rt, conv_id: str, decision: Decision, language: str, event_id: str,
@@ -74,15 +109,17 @@ def first_reply(rt, conv_id: str, decision: Decision, language: str, event_id: s
     """
     if decision.template != "ack":
         return None
-    template = _acknowledgement(rt, now)
+    template = f"sms/{_acknowledgement(rt, now)}"
     try:
-        rt.templates.render(f"sms/{template}", language)
+        rt.templates.render(template, language)
     except UndefinedError:
         return None  # it names the ticket: `autoreply` sends it once the ticket exists
-    window = _window(rt)
-    if not rt.redis.set(keys.autoreply(conv_id), BEFORE_TICKET, nx=True, ex=window or BEFORE_TICKET_HOLD):
-        return None
-    return Text(f"sms/{template}", f"auto:first:{event_id}", f"the automatic reply ({template})")
+    text = _auto(template, f"auto:first:{event_id}")
+    if not _set_mark(rt, conv_id, BEFORE_TICKET, text, _window(rt) or BEFORE_TICKET_HOLD, nx=True):
+        held = _mark(rt, conv_id)
+        if not held or held[1] != text:
+            return None  # answered lately
+    return text
 
 
 def emergency(ticket_id: int, decision: Decision) -> Text:
@@ -118,9 +155,7 @@ def send(rt, conv_id: str, ticket_id: int | None, text: Text) -> tuple[Sent, str
     conv = keys.conversation(conv_id)
     phone = (rt.redis.hget(conv, "phone") or b"").decode()
     language = (rt.redis.hget(conv, "language") or b"en").decode()
-    # Before its ticket exists a text has no case number to name (`first_reply`).
-    body = rt.templates.render(text.template, language,
-                               **({} if ticket_id is None else {"ticket_id": ticket_id}))
+    body = rt.templates.render(text.template, language, ticket_id=ticket_id)
     if not phone:
         return Sent.NO_PHONE, body
     return delivery.send_text(rt, conv_id=conv_id, ticket_id=ticket_id, phone=phone, body=body,

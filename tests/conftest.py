@@ -311,7 +311,7 @@ def worker_process(redis_url: str, config, ready=None, *, lock_ttl_ms: int | Non
 
 
 def scheduled_in(conn, queue_name: str | None = None) -> list[float]:
-    """Seconds from now at which each scheduled job (of both queues; retries, back-off,
+    """Seconds from now at which each scheduled job (of every queue; retries, back-off,
     not follow-ups) is due."""
     now = datetime.now(timezone.utc)
     out = []

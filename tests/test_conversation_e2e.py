@@ -70,6 +70,53 @@ def test_the_first_reply_does_not_wait_for_zendesk(client, conn, open_rt, zendes
     assert "Hotline texted the customer the automatic reply (ack)" in summary
 
 
+def test_stop_waiting_beside_the_first_text_means_no_acknowledgement(client, conn, open_rt, zendesk, twilio):
+    text(client, "hi, who is this")
+    text(client, "STOP")
+    run_jobs(conn)
+
+    assert [m for m in twilio.sent() if "specialist" in m["body"]] == []
+    assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
+
+
+def test_a_first_reply_undelivered_before_its_ticket_existed_is_in_the_summary(
+        client, conn, open_rt, zendesk, twilio):
+    from bot import delivery
+
+    text(client, "hello, question about my booking")
+    run_jobs(conn, "hotline-replies")  # the acknowledgement went; the write waits on `hotline`
+    assert zendesk.all("ticket") == []
+    [ack] = twilio.sent()
+    # Its delivery report comes now (what the status webhook's job does): no ticket to note it on.
+    assert delivery.record_status(open_rt, ack["sid"], "undelivered", "30003") == "applied"
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
+    assert "not delivered (the automatic reply (ack), status undelivered)" in summary and "30003" in summary
+    assert "Hotline texted the customer" not in summary
+    assert len(twilio.sent()) == 1  # not sent again
+
+
+def test_a_text_after_a_closed_ticket_is_answered_first_and_its_follow_up_says_so(
+        client, conn, open_rt, zendesk, twilio):
+    closed = known_conversation(conn, zendesk, "closed", hours_ago=100)
+    conn.hset(keys.conversation("c1"), "ticket_status", "closed")  # as Hotline last saw it
+
+    text(client, "hello again, new problem")
+    assert conn.llen("rq:queue:hotline-replies") == 1
+    run_jobs(conn)
+
+    new = zendesk.all("ticket")[-1]
+    assert new["via_followup_source_id"] == closed["id"]
+    [ack] = twilio.sent()
+    [summary] = [c["body"] for c in zendesk.comments(new["id"]) if not c["public"]]
+    assert f"Hotline texted the customer the automatic reply (ack):\n{ack['body']}" in summary
+    assert zendesk.comments(closed["id"]) == [] or all(c["public"] for c in zendesk.comments(closed["id"]))
+    assert conn.zcard("rq:registry:failed:hotline-replies") == 0
+    assert conn.zcard("rq:failed:hotline-replies") == 0
+
+
 def test_an_acknowledgement_that_names_the_case_waits_for_the_ticket(client, conn, open_rt, zendesk, twilio):
     from bot.template_store import TemplateStore
 

@@ -75,6 +75,6 @@ def test_the_job_carries_the_event_id_in_its_meta_not_its_arguments(client, conn
     from rq import Queue
 
     post_twilio(client, "/twilio/sms", sms(CUSTOMER, "hello"))
-    [job] = Queue("hotline", connection=conn).get_jobs()
+    [job] = Queue("hotline-replies", connection=conn).get_jobs()  # a new conversation's
     assert len(job.meta["event_id"]) == 32
     assert job.meta["event_id"] not in json.dumps(job.args) and CUSTOMER not in job.description

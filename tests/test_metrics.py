@@ -37,7 +37,7 @@ def test_an_sms_is_counted_from_webhook_to_desk(client, conn, open_rt, zendesk, 
     assert before[("hotline_events_total", (("outcome", "duplicate"), ("source", "sms")))] == 1
     assert before[("hotline_events_total", (("outcome", "refused"), ("source", "sms")))] == 1
     # Every queue RQ knows, not a fixed list.
-    assert before[("hotline_queue_jobs", (("queue", "hotline"),))] == 1
+    assert before[("hotline_queue_jobs", (("queue", "hotline-replies"),))] == 1  # a new conversation's
     assert before[("hotline_queue_jobs", (("queue", "hotline-urgent"),))] == 1
     assert before[("hotline_spool_events", ())] == 0
     Queue("hotline-urgent", connection=conn).empty()
@@ -45,9 +45,10 @@ def test_an_sms_is_counted_from_webhook_to_desk(client, conn, open_rt, zendesk, 
     run_jobs(conn)
     after = scrape(client)
     assert after[("hotline_queue_jobs", (("queue", "hotline"),))] == 0
-    assert after[("hotline_job_seconds_count", (("job", "process_conversation"),))] == 1
-    assert after[("hotline_job_seconds_count", (("job", "after_write"),))] == 1  # the reply and note
-    assert after[("hotline_job_seconds_bucket", (("job", "process_conversation"), ("le", "+Inf")))] == 1
+    # A new conversation's job answers from the replies queue, then writes from `hotline`.
+    assert after[("hotline_job_seconds_count", (("job", "process_conversation"),))] == 2
+    assert after[("hotline_job_seconds_count", (("job", "after_write"),))] == 1  # the note
+    assert after[("hotline_job_seconds_bucket", (("job", "process_conversation"), ("le", "+Inf")))] == 2
     assert after[("hotline_job_seconds_sum", (("job", "process_conversation"),))] > 0
     assert after[("hotline_inbound_to_desk_seconds_count", ())] == 1
     assert after[("hotline_inbound_to_desk_seconds_bucket", (("le", "3600.0"),))] == 1

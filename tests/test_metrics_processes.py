@@ -95,6 +95,7 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
     seen = scrapes[0]
     assert seen[("hotline_events_total", (("outcome", "accepted"), ("source", "sms")))] == n
     assert seen[("hotline_inbound_to_desk_seconds_count", ())] == n
-    assert seen[("hotline_job_seconds_count", (("job", "process_conversation"),))] == n
+    # Each a new conversation: its job answers from the replies queue, then writes from `hotline`.
+    assert seen[("hotline_job_seconds_count", (("job", "process_conversation"),))] == 2 * n
     assert seen[("hotline_job_seconds_count", (("job", "after_write"),))] == n  # reply + note
     assert seen[("hotline_queue_jobs", (("queue", "hotline"),))] == 0

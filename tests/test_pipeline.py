@@ -35,8 +35,8 @@ def test_a_burst_queues_one_job_and_is_written_as_one_comment(client, conn, open
     for i in range(5):
         text(client, f"part {i} of my question")
 
-    # One job writes the burst; one first reply answers it (the replies queue).
-    assert queued(conn) == {"hotline-urgent": 0, "hotline-replies": 1, "hotline": 1}
+    # One job for the burst: a new conversation's, on the replies queue (it answers first).
+    assert queued(conn) == {"hotline-urgent": 0, "hotline-replies": 1, "hotline": 0}
     run_jobs(conn)
 
     assert len(twilio.sent()) == 1
@@ -100,7 +100,7 @@ def test_an_emergency_behind_a_backlog_is_answered_and_alerted_first(client, con
         assert post_twilio(client, "/twilio/sms", sms(f"+1555300{i:04d}", "where is my order")).status_code == 200
     text(client, "my dog got hit by a car and is bleeding")
 
-    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 20, "hotline": 20}
+    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 20, "hotline": 0}
     run_jobs(conn)
 
     sent = TwilioMock(conn).sent()
@@ -118,7 +118,7 @@ def test_an_emergency_takes_the_claim_from_a_waiting_ordinary_job(client, conn, 
     text(client, "hello, a question about my booking")
     text(client, "actually my dog was bitten and is bleeding")
 
-    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 1, "hotline": 1}
+    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 1, "hotline": 0}
     assert conn.get(keys.queued(conv_of(conn))).startswith(b"u-")
     run_jobs(conn)
 
@@ -163,7 +163,7 @@ def test_a_worker_killed_mid_job_delays_its_conversation_by_seconds(client, conn
 def test_the_sweep_recovers_a_job_lost_between_pop_and_start(client, conn, open_rt, zendesk, twilio):
     text(client, "a question about billing")
     conv = conv_of(conn)
-    conn.delete("rq:queue:hotline")  # popped by a worker that died before recording it
+    conn.delete("rq:queue:hotline-replies")  # popped by a worker that died before recording it
 
     assert intake.sweep_stale(conn, "hotline", older_than=0) == 1
     assert intake.sweep_stale(conn, "hotline", older_than=0) == 0  # its new job is waiting

@@ -140,8 +140,8 @@ def test_stale_conversation_of_a_dead_worker_is_offered_again(conn):
     message = InboundMessage(provider_id="SM2", sender="+15551230001", body="stuck",
                              received_at=1_000_000.0)
     intake._queue(conn, "hotline", intake.envelope(message))
-    conn.delete("rq:queue:hotline")  # the job died with its worker
+    conn.delete("rq:queue:hotline-replies")  # the job (a new conversation's) died with its worker
 
     assert intake.sweep_stale(conn, "hotline", older_than=60) == 1
-    assert conn.llen("rq:queue:hotline") == 1
+    assert conn.llen("rq:queue:hotline") == 1  # offered again for the write
     assert intake.sweep_stale(conn, "hotline", older_than=60) == 0  # not again at once

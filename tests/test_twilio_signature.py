@@ -62,7 +62,7 @@ def test_encoded_query_string_is_signed_as_received(client, conn):
     query = "name=O%27Brien&city=Montr%C3%A9al"
     resp = post_twilio(client, "/twilio/sms", sms("+15551230001", "hola"), query=query)
     assert resp.status_code == 200
-    assert conn.llen("rq:queue:hotline") == 1
+    assert conn.llen("rq:queue:hotline-replies") == 1  # a new conversation's job
 
 
 def test_proxied_public_base_url_is_what_counts(config, conn):

@@ -30,9 +30,9 @@ def test_real_inbound_sms_is_queued_and_answered_with_empty_twiml(client, conn):
     assert event["sender"] == "+16505551199"
     assert event["body"] == "hello 5"
     assert event["location"] == {"city": "SAN BRUNO", "state": "CA", "zip": "94030", "country": "US"}
-    assert conn.llen("rq:queue:hotline") == 1
+    assert conn.llen("rq:queue:hotline-replies") == 1  # a new conversation's job
     # The job's only argument is the opaque conversation id: no number, no text.
-    job_id = conn.lrange("rq:queue:hotline", 0, -1)[0].decode()
+    job_id = conn.lrange("rq:queue:hotline-replies", 0, -1)[0].decode()
     job_hash = b"".join(v for v in conn.hvals(f"rq:job:{job_id}") if isinstance(v, bytes))
     assert b"6505551199" not in job_hash and b"hello 5" not in job_hash
 
@@ -58,7 +58,7 @@ def test_repeated_message_sid_changes_nothing(client, conn):
     assert first.status_code == second.status_code == 200
     assert second.data == first.data
     assert len(pending_events(conn)) == 1
-    assert conn.llen("rq:queue:hotline") == 1
+    assert conn.llen("rq:queue:hotline-replies") == 1
     assert {k: conn.type(k) for k in stored(conn, "hotline:*")} == before
 
 

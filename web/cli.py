@@ -246,7 +246,7 @@ def failed():
 
 @failed.command("list")
 def failed_list():
-    """Show failed jobs (both queues) and conversations with events set aside."""
+    """Show failed jobs (every queue a worker listens on) and conversations with events set aside."""
     conn, cfg = _redis(), _config()
     names = cfg.queues  # urgent jobs and follow-ups fail on their own queue
     failed_jobs = 0

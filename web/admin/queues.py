@@ -1,7 +1,7 @@
 """Queues, failed jobs (with replay), scheduled follow-ups and the spool, from RQ's registries.
 
-Every queue a worker listens on (`Config.queues`: the urgent queue, then the
-ordinary one) is shown: urgent jobs and urgent follow-ups fail and wait on their own queue.
+Every queue a worker listens on (`Config.queues`: the urgent queue, the replies queue,
+then the ordinary one) is shown: jobs and follow-ups fail and wait on their own queue.
 
 rq-dashboard (a maintained blueprint) is mounted behind the sign-in at /admin/rq for
 the full view of workers and every registry.
