@@ -6,7 +6,7 @@ import yaml
 from bot.config import ROOT
 from bot.settings import SettingsError, load_settings
 from bot.triage import normalise, parse
-from bot.triage_report import CORPUS, HOLDOUT, HOLDOUT3
+from bot.triage_report import CORPUS, HOLDOUT, HOLDOUT3, held_out_sets
 
 SETTINGS = load_settings(ROOT / "config" / "settings.yaml")
 
@@ -109,9 +109,10 @@ CANDIDATES = CORPUS.with_name("corpus-candidates-12b.yaml")
 
 
 def test_corpus_files_are_well_formed():
-    for path in (CORPUS, HOLDOUT, HOLDOUT3, CANDIDATES):
+    for path in (CORPUS, HOLDOUT, HOLDOUT3, CANDIDATES, *held_out_sets()):
         items = yaml.safe_load(path.read_text())
         assert all({"text", "category", "lang"} <= set(i) for i in items)
+        assert {i["lang"] for i in items} <= {"en", "es", "mixed"}
         assert {i["category"] for i in items} == {"emergency", "safety", "claim", "account", "general"}
 
 
