@@ -55,7 +55,8 @@ def test_corpus_meets_the_targets_with_rules_and_model():
 
 
 @pytest.mark.parametrize("path, recall, false_urgent, safety", [
-    # Measured 97.6 % / 1.7 % / 100 % and 89.2 % / 3.3 % / 87.1 % (README): floors, not targets.
+    # Floors, not targets, kept from before issue 12c (then 97.6 % / 1.7 % / 100 % and 89.2 % /
+    # 3.3 % / 87.1 %; measured once after it: 100 % / 1.7 % / 100 % and 95.4 % / 3.3 % / 96.8 %).
     (HOLDOUT, 0.95, 0.05, 0.90),
     (HOLDOUT3, 0.87, 0.05, 0.85),
 ])
@@ -80,8 +81,7 @@ def _present(path):
     return load_corpus(path)
 
 
-# holdout2 is not checked yet: two of its texts are in the corpus.
-@pytest.mark.parametrize("path", [p for p in HELD_OUT if p != HOLDOUT], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", HELD_OUT, ids=lambda p: p.name)
 def test_no_held_out_text_is_in_the_training_corpus(path):
     held = _present(path)
     trained_on = {normalise(m["text"]) for m in load_corpus(CORPUS)}

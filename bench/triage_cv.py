@@ -1,0 +1,136 @@
+"""How the triage model's thresholds are picked, checked by cross-validation on the training
+corpus alone (issue 12): `python -m bench.triage_cv [--stratified]`. No held-out set is read.
+
+The corpus was written in batches, by different people at different times (its section
+comments say which): the issue 4 corpus, the first held-out set (merged long ago), and the
+issue 12 passes. Leaving one batch out, training on the others and picking thresholds by
+their own repeated 5-fold cross-validation (as `make train-triage` does), then scoring the
+batch left out, shows how a way of picking thresholds does on texts written apart from the
+ones it was picked on — what a held-out set measures, without one. `--stratified` leaves
+out a random fifth instead (5 outer folds).
+
+Ways of picking compared:
+- `cap first` — before issue 12c: the best recall − ½ false alarms with out-of-fold
+  false alarms at most `MAX_FALSE`; the lowest tied `low`, the middle tied `high`;
+- `recall first (R)` — `bot.triage_train.pick`: out-of-fold recall at least R first, then
+  the false-alarm cap, then the lowest `low`.
+Prints, a way a line, emergency recall, false-urgent rate and safety recall over all the
+batches left out, and each batch's emergency and false-urgent counts. Takes minutes.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+
+import numpy as np
+import yaml
+
+from bot import triage_train as tt
+from bot.triage import combine, normalise
+from bot.triage_report import CORPUS
+
+# A line that starts a batch of the corpus (the file's start is the issue 4 batch).
+BATCH = re.compile(r"# -+ ((?:First held-out set|issue 12)[^(.]*?)(?: -+)?(?: \(.*|\..*)?$")
+
+
+def batches(path=CORPUS) -> dict[str, str]:
+    """Each text's batch: the section comment it comes after."""
+    out, name, chunk = {}, "issue 4", []
+
+    def flush():
+        for item in yaml.safe_load("\n".join(chunk)) or []:
+            out[item["text"]] = name
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        found = BATCH.match(line)
+        if found:
+            flush()
+            name, chunk = found.group(1).strip(), []
+        chunk.append(line)
+    flush()
+    return out
+
+
+def cap_first(recall, false, target):
+    """The pick before issue 12c."""
+    ok = np.round(false, 9) <= tt.MAX_FALSE[target]
+    value = np.where(ok, np.round(recall - false / 2, 9), -np.inf)
+    ties = np.flatnonzero(value == value.max())
+    low = min(tt.PAIRS[i][0] for i in ties)
+    highs = [i for i in ties if tt.PAIRS[i][0] == low]
+    return highs[len(highs) // 2]
+
+
+def recall_first(goal):
+    def pick(recall, false, target):
+        saved = dict(tt.RECALL)
+        tt.RECALL["emergency"] = goal
+        try:
+            return tt.pick(recall, false, target)
+        finally:
+            tt.RECALL.update(saved)
+    return pick
+
+
+WAYS = {"cap first": cap_first, "recall first (94 %)": recall_first(0.94),
+        "recall first (95 %)": recall_first(0.95), "recall first (96 %)": recall_first(0.96)}
+
+
+def thresholds(pick, hits, runs, labels, default):
+    chosen = {t: {"low": 0.0, "high": 1.0} for t in tt.TARGETS}
+    for target in tt.TARGETS:
+        low, high = tt.PAIRS[pick(*tt.rates(hits, runs, labels, chosen, target, default), target)]
+        chosen[target] = {"low": low, "high": high}
+    return chosen
+
+
+def run(stratified: bool = False) -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    triage = tt.rules(tt.ROOT / "config" / "settings.yaml")
+    items = tt.corpus()
+    texts, labels = [m["text"] for m in items], [m["category"] for m in items]
+    hits = [triage.hits(normalise(t)) for t in texts]
+    if stratified:
+        splits = [(f"fold {k + 1}", tr, te) for k, (tr, te) in enumerate(
+            StratifiedKFold(5, shuffle=True, random_state=tt.SEED + 100).split(texts, labels))]
+    else:
+        of = batches()
+        group = np.array([of[t] for t in texts])
+        splits = [(g, np.flatnonzero(group != g), np.flatnonzero(group == g)) for g in dict.fromkeys(of.values())]
+    totals = {way: Counter() for way in WAYS}
+    per = {way: [] for way in WAYS}
+    for name, train, test in splits:
+        sub = lambda xs, idx: [xs[i] for i in idx]  # noqa: E731
+        runs = tt.repeated_out_of_fold(sub(texts, train), sub(labels, train))
+        models = tt.fit(sub(texts, train), sub(labels, train))
+        scores = {t: models[t].predict_proba(sub(texts, test))[:, 1] for t in tt.TARGETS}
+        for way, pick in WAYS.items():
+            th = thresholds(pick, sub(hits, train), runs, sub(labels, train), triage.default)
+            c = Counter()
+            for k, i in enumerate(test):
+                got = combine(hits[i], {t: float(scores[t][k]) for t in tt.TARGETS}, th, triage.default).category
+                want = labels[i]
+                c["emergencies"] += want == "emergency"
+                c["caught"] += want == "emergency" and got == "emergency"
+                c["others"] += want != "emergency"
+                c["false"] += want != "emergency" and got == "emergency"
+                c["safety"] += want == "safety"
+                c["safety caught"] += want == "safety" and got == "safety"
+            totals[way].update(c)
+            per[way].append(f"{name}: {c['caught']}/{c['emergencies']}, {c['false']}/{c['others']} "
+                            f"(low {th['emergency']['low']:.2f}, high {th['emergency']['high']:.2f})")
+        print(f"  left out {name} ({len(test)} texts)", file=sys.stderr, flush=True)
+    print(f"{'stratified 5-fold' if stratified else 'leave one batch out'}, thresholds by "
+          f"{tt.REPEATS} x {tt.FOLDS}-fold CV inside each training part; {len(texts)} texts")
+    for way, c in totals.items():
+        print(f"{way:<22} emergency recall {c['caught'] / c['emergencies']:6.1%} ({c['caught']}/{c['emergencies']})  "
+              f"false urgent {c['false'] / c['others']:5.1%} ({c['false']}/{c['others']})  "
+              f"safety recall {c['safety caught'] / c['safety']:6.1%}")
+        for line in per[way]:
+            print(f"{'':<24}{line}")
+
+
+if __name__ == "__main__":
+    run(stratified="--stratified" in sys.argv[1:])
