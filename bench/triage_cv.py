@@ -9,13 +9,15 @@ batch left out, shows how a way of picking thresholds does on texts written apar
 ones it was picked on — what a held-out set measures, without one. `--stratified` leaves
 out a random fifth instead (5 outer folds).
 
-Ways of picking compared:
+Ways of picking compared (`WAYS`: the `bot.triage_train` settings each changes):
 - `cap first` — before issue 12c: the best recall − ½ false alarms with out-of-fold
   false alarms at most `MAX_FALSE`; the lowest tied `low`, the middle tied `high`;
-- `recall first (R)` — `bot.triage_train.pick`: out-of-fold recall at least R first, then
-  the false-alarm cap, then the lowest `low`.
-Prints, a way a line, emergency recall, false-urgent rate and safety recall over all the
-batches left out, and each batch's emergency and false-urgent counts. Takes minutes.
+- `recall first` — `bot.triage_train.choose`: out-of-fold recall at least `RECALL` first,
+  then the false-alarm cap, then the lowest `low`; with the veto cap (`VETO_MISS`) at
+  several levels, and none.
+Prints, a way a line, emergency recall, false-urgent rate, safety recall and the
+emergencies lost to a veto over all the batches left out, then each batch's counts and
+thresholds. Takes about 8 minutes.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def batches(path=CORPUS) -> dict[str, str]:
     return out
 
 
-def cap_first(recall, false, target):
+def cap_first(recall, false, target, allowed=None):
     """The pick before issue 12c."""
     ok = np.round(false, 9) <= tt.MAX_FALSE[target]
     value = np.where(ok, np.round(recall - false / 2, 9), -np.inf)
@@ -62,27 +64,25 @@ def cap_first(recall, false, target):
     return highs[len(highs) // 2]
 
 
-def recall_first(goal):
-    def pick(recall, false, target):
-        saved = dict(tt.RECALL)
-        tt.RECALL["emergency"] = goal
-        try:
-            return tt.pick(recall, false, target)
-        finally:
-            tt.RECALL.update(saved)
-    return pick
+# Each way: the `bot.triage_train` settings it changes.
+WAYS = {"cap first (before 12c)": {"pick": cap_first, "VETO_MISS": 1.0},
+        "recall first, no veto cap": {"VETO_MISS": 1.0},
+        "recall first, veto cap 0.25 %": {"VETO_MISS": 0.0025},
+        "recall first, veto cap 0.5 %": {"VETO_MISS": 0.005},
+        "recall first, veto cap 1 %": {"VETO_MISS": 0.01},
+        "recall first (94 %), veto cap 0.5 %": {"VETO_MISS": 0.005, "RECALL": {"emergency": 0.94, "safety": 0.90}},
+        "recall first (96 %), veto cap 0.5 %": {"VETO_MISS": 0.005, "RECALL": {"emergency": 0.96, "safety": 0.90}}}
 
 
-WAYS = {"cap first": cap_first, "recall first (94 %)": recall_first(0.94),
-        "recall first (95 %)": recall_first(0.95), "recall first (96 %)": recall_first(0.96)}
-
-
-def thresholds(pick, hits, runs, labels, default):
-    chosen = {t: {"low": 0.0, "high": 1.0} for t in tt.TARGETS}
-    for target in tt.TARGETS:
-        low, high = tt.PAIRS[pick(*tt.rates(hits, runs, labels, chosen, target, default), target)]
-        chosen[target] = {"low": low, "high": high}
-    return chosen
+def thresholds(way, hits, runs, labels, default):
+    saved = {k: getattr(tt, k) for k in way}
+    try:
+        for k, v in way.items():
+            setattr(tt, k, v)
+        return tt.choose(hits, runs, labels, default)
+    finally:
+        for k, v in saved.items():
+            setattr(tt, k, v)
 
 
 def run(stratified: bool = False) -> None:
@@ -106,12 +106,13 @@ def run(stratified: bool = False) -> None:
         runs = tt.repeated_out_of_fold(sub(texts, train), sub(labels, train))
         models = tt.fit(sub(texts, train), sub(labels, train))
         scores = {t: models[t].predict_proba(sub(texts, test))[:, 1] for t in tt.TARGETS}
-        for way, pick in WAYS.items():
-            th = thresholds(pick, sub(hits, train), runs, sub(labels, train), triage.default)
+        for way, settings in WAYS.items():
+            th = thresholds(settings, sub(hits, train), runs, sub(labels, train), triage.default)
             c = Counter()
             for k, i in enumerate(test):
-                got = combine(hits[i], {t: float(scores[t][k]) for t in tt.TARGETS}, th, triage.default).category
-                want = labels[i]
+                choice = combine(hits[i], {t: float(scores[t][k]) for t in tt.TARGETS}, th, triage.default)
+                got, want = choice.category, labels[i]
+                c["vetoed"] += want == "emergency" and got != "emergency" and choice.vetoed_target == "emergency"
                 c["emergencies"] += want == "emergency"
                 c["caught"] += want == "emergency" and got == "emergency"
                 c["others"] += want != "emergency"
@@ -119,15 +120,16 @@ def run(stratified: bool = False) -> None:
                 c["safety"] += want == "safety"
                 c["safety caught"] += want == "safety" and got == "safety"
             totals[way].update(c)
-            per[way].append(f"{name}: {c['caught']}/{c['emergencies']}, {c['false']}/{c['others']} "
-                            f"(low {th['emergency']['low']:.2f}, high {th['emergency']['high']:.2f})")
+            per[way].append(f"{name}: {c['caught']}/{c['emergencies']}, {c['false']}/{c['others']}, "
+                            f"{c['vetoed']} vetoed (low {th['emergency']['low']:.2f}, "
+                            f"high {th['emergency']['high']:.2f})")
         print(f"  left out {name} ({len(test)} texts)", file=sys.stderr, flush=True)
     print(f"{'stratified 5-fold' if stratified else 'leave one batch out'}, thresholds by "
           f"{tt.REPEATS} x {tt.FOLDS}-fold CV inside each training part; {len(texts)} texts")
     for way, c in totals.items():
         print(f"{way:<22} emergency recall {c['caught'] / c['emergencies']:6.1%} ({c['caught']}/{c['emergencies']})  "
               f"false urgent {c['false'] / c['others']:5.1%} ({c['false']}/{c['others']})  "
-              f"safety recall {c['safety caught'] / c['safety']:6.1%}")
+              f"safety recall {c['safety caught'] / c['safety']:6.1%}  emergencies vetoed {c['vetoed']}")
         for line in per[way]:
             print(f"{'':<24}{line}")
 

@@ -39,8 +39,8 @@ def test_plain_words_and_common_misspellings(text, category, priority):
 
 # Known regression, kept visible (strict: the mark fails once they pass again). The rules do not
 # match these, but since the corpus grew (issue 12, third pass) the model alone scores them above
-# `high` (0.65 and 0.78 against 0.57). Keeping out-of-fold emergency recall at 95 % needs `high`
-# near 0.57; "ya no está sangrando" is above any `high` that keeps it over 85 % (the cap-first pick
+# `high` (0.65 and 0.78 against 0.60). Keeping out-of-fold emergency recall at 95 % needs `high`
+# near 0.6; "ya no está sangrando" is above any `high` that keeps it over 85 % (the cap-first pick
 # of before gives 0.70 on this corpus, and fails it too). Tried, not adopted: C = 1 or 10 (no
 # change), negation marks on the word n-grams (cross-validation neutral; 0.43 and 0.64), twenty
 # more all-clear and negated-emergency training texts (0.59 and 0.72). For the lead to decide.
@@ -143,5 +143,8 @@ def test_the_web_tiers_quick_look_finds_every_rule_emergency_and_errs_towards_ur
     texts = [e["text"] for e in yaml.safe_load(CORPUS.read_text())]
     by_rules = [t for t in texts if any(h.rule.category == "emergency" for h in triage.hits(normalise(t)))]
     assert by_rules and all(triage.may_be_emergency(t) for t in by_rules)
-    assert triage.may_be_emergency("lily bouquet ok?") and decide("lily bouquet ok?").category != "emergency"
+    # A decoy of the corpus the model vetoes (SPEC 5's "lily bouquet ok?" is no longer vetoed:
+    # see SPEC_VETO_EXAMPLE in test_triage_model.py).
+    vetoed = "are lilies ok in a house with no pets? asking for a gift"
+    assert triage.may_be_emergency(vetoed) and decide(vetoed).category != "emergency"
     assert not triage.may_be_emergency("can I change the date of my booking?")

@@ -157,12 +157,18 @@ def test_an_emergency_only_the_model_sees_is_urgent_with_the_score_and_words_on_
     assert "snout" not in logged and "Biscuit" not in logged  # no customer words in the logs
 
 
-def test_a_lone_keyword_the_model_vetoes_opens_a_normal_ticket_saying_so(client, conn, shipped, zendesk, twilio):
-    text(client, "lily bouquet ok?")
+@pytest.mark.parametrize("body, matched", [
+    # SPEC 5's example, no longer vetoed since issue 12c (see SPEC_VETO_EXAMPLE in test_triage_model.py).
+    pytest.param("lily bouquet ok?", "lily", marks=pytest.mark.xfail(strict=True, reason="scored above `low`")),
+    ("are lilies ok in a house with no pets? asking for a gift", "lilies"),  # a decoy of the corpus
+])
+def test_a_lone_keyword_the_model_vetoes_opens_a_normal_ticket_saying_so(client, conn, shipped, zendesk, twilio,
+                                                                         body, matched):
+    text(client, body)
     run_jobs(conn)
 
     [ticket] = zendesk.all("ticket")
     assert ticket["priority"] == "normal" and "hotline_general" in ticket["tags"]
     summary = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]][0]
-    assert 'rule "poison" matched "lily" but was vetoed: emergency score' in summary
+    assert f'rule "poison" matched "{matched}" but was vetoed: emergency score' in summary
     assert not any(m["to"] == ON_CALL for m in twilio.sent())
