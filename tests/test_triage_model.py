@@ -59,6 +59,9 @@ def test_corpus_meets_the_targets_with_rules_and_model():
     # 3.3 % / 87.1 %; after it: 97.6 % / 3.4 % / 100 % and 96.9 % / 4.4 % / 96.8 %).
     (HOLDOUT, 0.95, 0.05, 0.90),
     (HOLDOUT3, 0.87, 0.05, 0.85),
+    # The blind set (issue 12): measured once on the shipped model, 95.7 % / 9.4 % / 90.0 %;
+    # its false-urgent target (5 %) is not met.
+    (FIXTURES / "holdout4.yaml", 0.94, 0.10, 0.875),
 ])
 def test_held_out_sets_stay_above_honest_floors(path, recall, false_urgent, safety):
     corpus = load_corpus(path)
@@ -69,21 +72,18 @@ def test_held_out_sets_stay_above_honest_floors(path, recall, false_urgent, safe
     assert result["safety_recall"] >= safety, result["counts"]
 
 
-# Every held-out set in the folder, and holdout4.yaml (the lead's blind set, skipped until its
-# file is dropped in); from holdout3 on, a set is written for issue 12 and must be big enough.
-HELD_OUT = sorted(set(held_out_sets()) | {HOLDOUT, HOLDOUT3, FIXTURES / "holdout4.yaml"},
-                  key=lambda p: (held_out_number(p), p.name))
+# Every held-out set in the folder; from holdout3 on, a set is written for issue 12 and must be
+# big enough.
+HELD_OUT = sorted(held_out_sets(), key=lambda p: (held_out_number(p), p.name))
 
 
-def _present(path):
-    if not path.exists():
-        pytest.skip(f"{path.name} is not there yet")
-    return load_corpus(path)
+def test_every_held_out_set_is_there():
+    assert [p.name for p in HELD_OUT][:3] == ["holdout2.yaml", "holdout3.yaml", "holdout4.yaml"]
 
 
 @pytest.mark.parametrize("path", HELD_OUT, ids=lambda p: p.name)
 def test_no_held_out_text_is_in_the_training_corpus(path):
-    held = _present(path)
+    held = load_corpus(path)
     trained_on = {normalise(m["text"]) for m in load_corpus(CORPUS)}
     # A count only, so a failure never prints a held-out text.
     assert sum(normalise(m["text"]) in trained_on for m in held) == 0
@@ -91,7 +91,7 @@ def test_no_held_out_text_is_in_the_training_corpus(path):
 
 @pytest.mark.parametrize("path", [p for p in HELD_OUT if held_out_number(p) >= 3], ids=lambda p: p.name)
 def test_issue_12_held_out_sets_are_big_enough_and_a_fifth_spanish(path):
-    held = _present(path)
+    held = load_corpus(path)
     assert len(held) >= 150 and sum(m["lang"] == "es" for m in held) / len(held) >= 0.20
 
 
