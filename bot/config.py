@@ -5,9 +5,11 @@ but never overrides a variable the environment already sets.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,20 +48,39 @@ def local_secrets(folder: Path) -> dict[str, str]:
         if all(name in kept for name in LOCAL_SECRETS):
             return kept
         # made by an older version: keep those, add the new ones
-        path.write_text(json.dumps({**{n: secrets.token_urlsafe(24) for n in LOCAL_SECRETS}, **kept}))
+        _publish(path, {**{n: secrets.token_urlsafe(24) for n in LOCAL_SECRETS}, **kept}, replace=True)
         return json.loads(path.read_text())
     except FileNotFoundError:
         pass
     folder.mkdir(parents=True, exist_ok=True)
     made = {name: secrets.token_urlsafe(24) for name in LOCAL_SECRETS}
     made["SENDGRID_INBOUND_USER"] = "local"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made them first
+    if not _publish(path, made):  # another process made them first
         return json.loads(path.read_text())
-    with os.fdopen(fd, "w") as fh:
-        json.dump(made, fh)
     return made
+
+
+def _publish(path: Path, data: dict, replace: bool = False) -> bool:
+    """Write `data` to `path` whole or not at all (a private file, then a link or a rename), so
+    the web workers and the worker starting together never read a half-written file. Without
+    `replace`, False when the file was already there."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".local-secrets-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _path(value: str) -> Path:

@@ -104,6 +104,26 @@ def test_local_mode_is_explicit_and_makes_its_own_secrets(tmp_path):
         runtime.make_desk(plain)
 
 
+def test_processes_starting_together_never_read_half_made_secrets(tmp_path, monkeypatch):
+    """gunicorn's workers and the RQ worker start at once on a fresh checkout: while one is
+    writing the secrets, another must not find a half-written file (it made gunicorn exit)."""
+    from bot import config as config_module
+
+    write, seen, calls = config_module.json.dump, [], []
+
+    def write_while_another_starts(data, fh, **kw):
+        calls.append(1)
+        if len(calls) == 1:  # the other process looks right now, mid-write
+            seen.append(config_module.local_secrets(tmp_path))
+        write(data, fh, **kw)
+
+    monkeypatch.setattr(config_module.json, "dump", write_while_another_starts)
+    first = config_module.local_secrets(tmp_path)
+    monkeypatch.undo()
+    assert seen and first == seen[0] == config_module.local_secrets(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["local-secrets.json"]  # no temporary left
+
+
 def test_check_reports_missing_credentials(config, conn):
     from web import create_app
 
