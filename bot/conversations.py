@@ -455,37 +455,49 @@ def _keywords_without_ticket(rt, conv_id: str, batch: list[Pending], phone: str)
     return Written(conv_id, None, {"created": False, "keywords": found, "events": len(batch)})
 
 
-def first_reply(rt, conv_id: str) -> str:
+@dataclass(frozen=True)
+class FirstReply:
+    """What `first_reply` did (for the log), and whether the write that follows is urgent."""
+
+    outcome: str
+    urgent: bool = False
+
+
+def first_reply(rt, conv_id: str) -> FirstReply:
     """Acknowledge a new conversation now, before its ticket exists (its job, queued on the
-    replies queue by `bot.intake`, then hands the write to the ordinary queue): the
-    customer's first reply does not wait for three Zendesk calls and the other
-    conversations' writes. Best effort: whatever this does not send, the new ticket's
-    `after_write` sends (`texts.autoreply` finds the choice in the auto-reply mark), and
-    its summary note says what the customer was told or why it failed. Returns what
-    happened, for the log.
+    replies queue by `bot.intake`, then hands the write on): the customer's first reply
+    does not wait for three Zendesk calls and the other conversations' writes. Best
+    effort: whatever this does not send, the new ticket's `after_write` sends
+    (`texts.autoreply` finds the choice in the auto-reply mark), and its summary note says
+    what the customer was told or why it failed.
+
+    An emergency only the model saw (the web tier looks at the rules alone) is not
+    acknowledged here: its advice names the case; its write goes on the urgent queue.
     """
     conn = rt.redis
     conv = {_s(k): _s(v) for k, v in conn.hgetall(keys.conversation(conv_id)).items()}
     if _has_current_ticket(conv):
-        return "has a ticket"
+        return FirstReply("has a ticket")
     messages = [p.message for p in load_pending(conn, conv_id)]
     if not messages or any(m.channel != "sms" or m.kind_of != "text" for m in messages) \
             or any(keywords.keyword(m) for m in messages):
-        return "left to the ticket"  # a call, STOP/START/HELP: answered with the write
+        return FirstReply("left to the ticket")  # a call, STOP/START/HELP: answered with the write
     if any(REFERENCE.search(m.body or "") for m in messages):
-        return "names a ticket"  # it may belong to an existing ticket: answered with it
+        return FirstReply("names a ticket")  # it may belong to an existing ticket: answered with it
     decision = enrichment.decide(rt, messages)
+    if decision.category == "emergency":
+        return FirstReply("an emergency: written from the urgent queue", urgent=True)
     words = " ".join(m.body or "" for m in messages).strip()
     language = conv.get("language") or (detect(words, rt.settings.languages) if words else None)
     text = texts.first_reply(rt, conv_id, decision, language or "en", messages[0].event_id)
     if text is None:
-        return "waits for the ticket"
+        return FirstReply("waits for the ticket")
     pipe = conn.pipeline(transaction=True)
     pipe.hsetnx(keys.conversation(conv_id), "phone", messages[0].sender)
     if language:
         pipe.hsetnx(keys.conversation(conv_id), "language", language)
     pipe.execute()
-    return texts.send(rt, conv_id, None, text)[0].value
+    return FirstReply(texts.send(rt, conv_id, None, text)[0].value)
 
 
 class LockLost(TransientError):

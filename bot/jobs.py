@@ -110,14 +110,16 @@ def process_conversation(conv_id: str, attempt: int = 0) -> int:
     if not intake.release_claim(rt.redis, conv_id, current.id if current else None):
         return 0
     if current and current.origin == rt.config.reply_queue_name:
-        # A new conversation: its acknowledgement now, then the write from the ordinary queue.
+        # A new conversation: its acknowledgement now, then the write from the ordinary
+        # queue (the urgent one for an emergency only the model saw).
+        first = conversations.FirstReply("not tried")
         try:
-            log.info("conversation.first-reply", extra={
-                "conv": conv_id, "outcome": conversations.first_reply(rt, conv_id)})
+            first = conversations.first_reply(rt, conv_id)
+            log.info("conversation.first-reply", extra={"conv": conv_id, "outcome": first.outcome})
         except TransientError as exc:  # the new ticket's after_write sends it (`texts.autoreply`)
             log.warning("conversation.first-reply-later", extra={"conv": conv_id, "error": str(exc)})
         finally:
-            _offer(rt, conv_id, 0, attempt, urgent=False)
+            _offer(rt, conv_id, 0, attempt, urgent=first.urgent)
         return 0
     urgent = bool(current and current.origin == rt.config.urgent_queue_name)
     written = 0

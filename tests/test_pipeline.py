@@ -114,6 +114,30 @@ def test_an_emergency_behind_a_backlog_is_answered_and_alerted_first(client, con
     assert [s["body"] for s in sent if s["to"] == CUSTOMER][0] in summary
 
 
+def test_an_emergency_only_the_model_sees_is_written_from_the_urgent_queue(client, conn, config, tmp_path,
+                                                                          zendesk, twilio, monkeypatch):
+    data = yaml.safe_load(config.settings_path.read_text())
+    data["on_call"] = [ON_CALL]
+    path = tmp_path / "oncall.yaml"
+    path.write_text(yaml.safe_dump(data))
+    built = runtime.build(dataclasses.replace(config, settings_path=path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    for i in range(5):  # a backlog on the ordinary queue
+        assert post_twilio(client, "/twilio/sms", sms(f"+1555300{i:04d}", "where is my order")).status_code == 200
+    run_jobs(conn, "hotline-replies")  # their acknowledgements; their writes now wait on `hotline`
+    text(client, "rattler got him on the snout")  # no rule sees it; the model does
+    assert queued(conn) == {"hotline-urgent": 0, "hotline-replies": 1, "hotline": 5}
+
+    run_jobs(conn, "hotline-replies")
+    assert queued(conn) == {"hotline-urgent": 1, "hotline-replies": 0, "hotline": 5}
+    run_jobs(conn, "hotline-urgent")
+    [ticket] = zendesk.all("ticket")  # written before the backlog
+    assert ticket["priority"] == "urgent"
+    sent = [s for s in TwilioMock(conn).sent() if s["to"] in (CUSTOMER, ON_CALL)]
+    assert {s["to"] for s in sent} == {CUSTOMER, ON_CALL}
+    assert f"#{ticket['id']}" in [s["body"] for s in sent if s["to"] == CUSTOMER][0]  # the advice
+
+
 def test_an_emergency_takes_the_claim_from_a_waiting_ordinary_job(client, conn, rt, zendesk, twilio):
     text(client, "hello, a question about my booking")
     text(client, "actually my dog was bitten and is bleeding")
