@@ -152,10 +152,12 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
     conn = rt.redis
     if not phone.startswith("+"):
         return Sent.NO_PHONE
+    ledger = keys.outbox(conv_id)
+    if conn.hget(ledger, intent) not in (None, b"sending"):
+        return Sent.ALREADY  # tried before (perhaps before an opt-out): what happened is known
     if is_opted_out(conn, phone):
         log.info("send.opted-out", extra={"conv": conv_id, "to": mask(phone), "intent": intent})
         return Sent.OPTED_OUT
-    ledger = keys.outbox(conv_id)
     if not conn.hsetnx(ledger, intent, "sending"):
         state = conn.hget(ledger, intent).decode()
         if state != "sending":
@@ -225,9 +227,11 @@ def record_status(rt, sid: str, status: str, error_code) -> str:
         ticket = int(info["ticket"]) if info.get("ticket") else None
         if ticket is None and conv.get("ticket_id") and conv.get("ticket_status") != "closed":
             ticket = int(conv["ticket_id"])  # a first reply sent before its ticket existed: that one
-        if ticket is None:
-            return "applied"  # the new ticket's summary says it (`earlier_problem`)
         phone = conv.get("phone", "")
+        if ticket is None:  # the new ticket's summary says it (`earlier_problem`)
+            if str(error_code) == "21610" and phone:
+                opt_out(rt, phone, None, "Twilio reports the number unsubscribed")
+            return "applied"
 
         def tell_agent():
             if str(error_code) == "21610" and phone:

@@ -30,8 +30,8 @@ class Text:
 # A conversation's auto-reply mark, `<owner>|<template>|<intent>`: which ticket the last
 # automatic reply was for (or BEFORE_TICKET: a new conversation's, sent before its ticket
 # existed) and what it was. It lives `autoreply_window_hours` (at most one auto-reply per
-# conversation per window), or BEFORE_TICKET_HOLD without a window, so that the new
-# ticket finds its reply and a retry never sends another.
+# conversation per window), and a day at least once an early reply is in it, so that the
+# new ticket finds its reply and a retry never sends another.
 BEFORE_TICKET = "before-ticket"
 BEFORE_TICKET_HOLD = 24 * 3600
 
@@ -75,12 +75,13 @@ def autoreply(rt, conv_id: str, ticket_id: int, decision: Decision,
     early = None
     if held and held[0] == BEFORE_TICKET:
         early = held[1]
-        _set_mark(rt, conv_id, ticket_id, early, window or BEFORE_TICKET_HOLD)
+        _set_mark(rt, conv_id, ticket_id, early, max(window, BEFORE_TICKET_HOLD))
     elif held and held[0] == str(ticket_id) and before_ticket(held[1]):
         early = held[1]  # this ticket's, found by an earlier try of its after_write
     if decision.template != "ack":
         text = _auto(f"sms/{decision.template}", f"auto:{ticket_id}")
-        _set_mark(rt, conv_id, ticket_id, text, max(1, window or BEFORE_TICKET_HOLD))
+        # The mark keeps the early acknowledgement, if any, so a retry still reports it.
+        _set_mark(rt, conv_id, ticket_id, early or text, max(window, BEFORE_TICKET_HOLD))
         return [t for t in (early, text) if t]
     if early:
         return [early]
@@ -115,7 +116,8 @@ def first_reply(rt, conv_id: str, decision: Decision, language: str, event_id: s
     except UndefinedError:
         return None  # it names the ticket: `autoreply` sends it once the ticket exists
     text = _auto(template, f"auto:first:{event_id}")
-    if not _set_mark(rt, conv_id, BEFORE_TICKET, text, _window(rt) or BEFORE_TICKET_HOLD, nx=True):
+    # It stands until the ticket adopts it, a day at least (Zendesk may be down for hours).
+    if not _set_mark(rt, conv_id, BEFORE_TICKET, text, max(_window(rt), BEFORE_TICKET_HOLD), nx=True):
         held = _mark(rt, conv_id)
         if not held or held[1] != text:
             return None  # answered lately

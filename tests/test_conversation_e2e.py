@@ -98,6 +98,57 @@ def test_a_first_reply_undelivered_before_its_ticket_existed_is_in_the_summary(
     assert len(twilio.sent()) == 1  # not sent again
 
 
+def test_stop_after_the_first_reply_still_lets_the_summary_say_what_was_texted(
+        client, conn, open_rt, zendesk, twilio):
+    text(client, "hi there, a question about my booking")
+    run_jobs(conn, "hotline-replies")
+    [ack] = twilio.sent()
+    text(client, "STOP")
+    run_jobs(conn)
+
+    [ticket] = zendesk.all("ticket")
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if c["body"].startswith("Hotline triage")]
+    assert f"automatic reply (ack):\n{ack['body']}" in summary
+    assert len(twilio.sent()) == 1
+
+
+def test_an_unsubscribed_report_on_the_first_reply_opts_the_number_out_and_tags_the_ticket(
+        client, conn, open_rt, zendesk, twilio):
+    from bot import delivery
+
+    text(client, "hi there, a question about my booking")
+    run_jobs(conn, "hotline-replies")
+    [ack] = twilio.sent()
+    delivery.record_status(open_rt, ack["sid"], "undelivered", "21610")  # before the ticket exists
+    assert conn.hexists(keys.OPTED_OUT, CUSTOMER)
+    run_jobs(conn)
+    [ticket] = zendesk.all("ticket")
+    assert "sms_opted_out" in ticket["tags"]
+
+
+def test_an_emergency_after_the_first_reply_keeps_both_in_the_summary_through_a_retry(
+        client, conn, config, tmp_path, zendesk, twilio, monkeypatch):
+    import yaml
+
+    data = yaml.safe_load(config.settings_path.read_text())  # the shipped rules and model
+    data["business_hours"] = {d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    path = tmp_path / "open.yaml"
+    path.write_text(yaml.safe_dump(data))
+    built = runtime.build(dataclasses.replace(config, settings_path=path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    text(client, "hi there, a question about my booking")
+    run_jobs(conn, "hotline-replies")
+    [ack] = twilio.sent()
+    text(client, "oh no my dog just got hit by a car and is bleeding")  # the urgent job takes over
+    zendesk.fail_next("PUT", r"/tickets/\d+", 503)  # the summary note's first try
+    run_jobs(conn, future=True)
+
+    [ticket] = zendesk.all("ticket")
+    [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if c["body"].startswith("Hotline triage")]
+    assert "automatic reply (emergency)" in summary and f"automatic reply (ack):\n{ack['body']}" in summary
+    assert [s["to"] for s in twilio.sent()].count(CUSTOMER) == 2  # the acknowledgement, the advice
+
+
 def test_a_text_after_a_closed_ticket_is_answered_first_and_its_follow_up_says_so(
         client, conn, open_rt, zendesk, twilio):
     closed = known_conversation(conn, zendesk, "closed", hours_ago=100)
