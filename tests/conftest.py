@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import responses
+import yaml
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
@@ -185,6 +186,17 @@ def zd_client(config, conn):
 
     return create_app(dataclasses.replace(config, zendesk_webhook_secret=SECRET),
                       maintenance=False).test_client()
+
+
+def shipped_runtime(config: Config, tmp_path: Path, monkeypatch, **changes):
+    """The worker runtime with the shipped settings (rules, model), `changes` set at their top."""
+    data = yaml.safe_load(config.settings_path.read_text())
+    data.update(changes)
+    path = tmp_path / "shipped.yaml"
+    path.write_text(yaml.safe_dump(data))
+    built = runtime.build(dataclasses.replace(config, settings_path=path))
+    monkeypatch.setattr(runtime, "get", lambda: built)
+    return built
 
 
 def always_open(config: Config, tmp_path: Path, open_: bool = True, coalesce_ms: int = 0) -> Config:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 
 from bot import keys, runtime
-from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, sms
+from tests.conftest import always_open, post_twilio, run_jobs, scheduled_in, shipped_runtime, sms
 from tests.twilio_mock import JPEG, media_url
 
 CUSTOMER = "+15551230001"
@@ -128,14 +128,8 @@ def test_an_unsubscribed_report_on_the_first_reply_opts_the_number_out_and_tags_
 
 def test_an_emergency_after_the_first_reply_keeps_both_in_the_summary_through_a_retry(
         client, conn, config, tmp_path, zendesk, twilio, monkeypatch):
-    import yaml
-
-    data = yaml.safe_load(config.settings_path.read_text())  # the shipped rules and model
-    data["business_hours"] = {d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    path = tmp_path / "open.yaml"
-    path.write_text(yaml.safe_dump(data))
-    built = runtime.build(dataclasses.replace(config, settings_path=path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
+    shipped_runtime(config, tmp_path, monkeypatch, business_hours={  # the shipped rules and model
+        d: ["00:00", "23:59"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
     text(client, "hi there, a question about my booking")
     run_jobs(conn, "hotline-replies")
     [ack] = twilio.sent()

@@ -10,11 +10,11 @@ import os
 import signal
 import time
 
-import yaml
 from rq import Queue
 
 from bot import conversations, intake, keys, ratelimit, runtime
-from tests.conftest import QUEUES, post_twilio, run_jobs, scheduled_in, sms, wait_for, worker_process
+from tests.conftest import (QUEUES, post_twilio, run_jobs, scheduled_in, shipped_runtime, sms, wait_for,
+                            worker_process)
 from tests.test_conversation_e2e import CUSTOMER, text
 from tests.twilio_mock import TwilioMock
 
@@ -90,12 +90,7 @@ def test_a_burst_still_arriving_is_scheduled_for_when_it_goes_quiet(client, conn
 
 def test_an_emergency_behind_a_backlog_is_answered_and_alerted_first(client, conn, config, tmp_path,
                                                                       zendesk, twilio, monkeypatch):
-    data = yaml.safe_load(config.settings_path.read_text())
-    data["on_call"] = [ON_CALL]
-    path = tmp_path / "oncall.yaml"
-    path.write_text(yaml.safe_dump(data))
-    built = runtime.build(dataclasses.replace(config, settings_path=path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
+    shipped_runtime(config, tmp_path, monkeypatch, on_call=[ON_CALL])
     for i in range(20):
         assert post_twilio(client, "/twilio/sms", sms(f"+1555300{i:04d}", "where is my order")).status_code == 200
     text(client, "my dog got hit by a car and is bleeding")
@@ -116,12 +111,7 @@ def test_an_emergency_behind_a_backlog_is_answered_and_alerted_first(client, con
 
 def test_an_emergency_only_the_model_sees_is_written_from_the_urgent_queue(client, conn, config, tmp_path,
                                                                           zendesk, twilio, monkeypatch):
-    data = yaml.safe_load(config.settings_path.read_text())
-    data["on_call"] = [ON_CALL]
-    path = tmp_path / "oncall.yaml"
-    path.write_text(yaml.safe_dump(data))
-    built = runtime.build(dataclasses.replace(config, settings_path=path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
+    shipped_runtime(config, tmp_path, monkeypatch, on_call=[ON_CALL])
     for i in range(5):  # a backlog on the ordinary queue
         assert post_twilio(client, "/twilio/sms", sms(f"+1555300{i:04d}", "where is my order")).status_code == 200
     run_jobs(conn, "hotline-replies")  # their acknowledgements; their writes now wait on `hotline`
