@@ -125,20 +125,34 @@ def note_opt_in(rt, ticket_id: int | None) -> None:
         remove_tags=[OPTED_OUT_TAG]))
 
 
+# What the agent reads when a text did not reach the customer (a note, or a line of the
+# new ticket's summary when it failed before the ticket existed).
+
+def refused_line(what: str, code) -> str:
+    return f"Hotline could not send {what} to the customer: {explain(code)}."
+
+
+def no_answer_line(what: str) -> str:
+    return (f"Hotline may not have sent {what}: the carrier did not answer in time. Check with "
+            f"the customer before sending it again.")
+
+
+def undelivered_line(what: str, status: str, code) -> str:
+    return f"A text to the customer was not delivered ({what}, status {status}): {explain(code)}."
+
+
 def earlier_problem(rt, conv_id: str, intent: str, what: str) -> str | None:
     """What went wrong with the text already tried for `intent`, as a line for the agent, or
     None: it left and no failure was reported."""
     state = (rt.redis.hget(keys.outbox(conv_id), intent) or b"").decode()
     if state.startswith("failed:"):
-        return f"Hotline could not send {what} to the customer: {explain(state.partition(':')[2])}."
+        return refused_line(what, state.partition(":")[2])
     if state in ("unknown", "sending"):
-        return (f"Hotline may not have sent {what}: the carrier did not answer in time. Check with "
-                f"the customer before sending it again.")
+        return no_answer_line(what)
     message = {k.decode(): v.decode() for k, v in rt.redis.hgetall(keys.message(state)).items()} \
         if state else {}
     if message.get("status") in FAILED:
-        return (f"A text to the customer was not delivered ({what}, status {message['status']}): "
-                f"{explain(message.get('error_code'))}.")
+        return undelivered_line(what, message["status"], message.get("error_code"))
     return None
 
 
@@ -175,8 +189,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         if exc.unknown_outcome:
             conn.hset(ledger, intent, "unknown")
             log.error("send.outcome-unknown", extra={"conv": conv_id, "to": mask(phone)})
-            note(rt, ticket_id, f"Hotline may not have sent {what}: the carrier did not answer "
-                                f"in time. Check with the customer before sending it again.")
+            note(rt, ticket_id, no_answer_line(what))
             return Sent.UNKNOWN
         conn.hdel(ledger, intent)  # nothing left Hotline: safe to try again
         raise
@@ -185,7 +198,7 @@ def send_text(rt, *, conv_id: str, ticket_id: int | None, phone: str, body: str,
         log.error("send.failed", extra={"conv": conv_id, "to": mask(phone), "code": exc.code})
         if exc.code == 21610:
             opt_out(rt, phone, ticket_id, "Twilio reports the number unsubscribed")
-        note(rt, ticket_id, f"Hotline could not send {what} to the customer: {explain(exc.code)}.")
+        note(rt, ticket_id, refused_line(what, exc.code))
         return Sent.FAILED
     pipe = conn.pipeline(transaction=True)
     pipe.hset(ledger, intent, sid)
@@ -236,7 +249,6 @@ def record_status(rt, sid: str, status: str, error_code) -> str:
         def tell_agent():
             if str(error_code) == "21610" and phone:
                 opt_out(rt, phone, ticket, "Twilio reports the number unsubscribed")
-            note(rt, ticket, f"A text to the customer was not delivered ({info.get('what', 'a message')},"
-                             f" status {status}): {explain(error_code)}.")
+            note(rt, ticket, undelivered_line(info.get("what", "a message"), status, error_code))
         once(rt, f"undelivered:{sid}", tell_agent)
     return "applied" if moved == 1 else "ignored"

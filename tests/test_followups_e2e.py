@@ -16,7 +16,7 @@ import yaml
 from bot import jobs, keys, runtime
 from bot.config import ROOT
 from bot.desk.local import LocalDesk
-from tests.conftest import run_due, run_jobs, wait_for
+from tests.conftest import QUEUES, run_due, run_jobs, wait_for
 from tests.test_agent_replies import hint
 from tests.test_conversation_e2e import CUSTOMER, text
 from tests.test_local_mode import local  # noqa: F401 (fixture)
@@ -316,7 +316,7 @@ def test_a_scheduled_follow_up_outlives_a_killed_worker(client, conn, fu_rt, zen
     # no clean-up) while the follow-up waits in RQ's scheduled registry.
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "rq"), "worker", "--with-scheduler", "--config",
-         "bot.rqconfig", "hotline-urgent", "hotline-replies", "hotline"],
+         "bot.rqconfig", *QUEUES],
         cwd=ROOT, env={**os.environ, "REDIS_URL": redis_server.url}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -326,7 +326,7 @@ def test_a_scheduled_follow_up_outlives_a_killed_worker(client, conn, fu_rt, zen
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
     # The dead scheduler's lock expires about a minute later; delete it instead of waiting.
-    conn.delete("rq:scheduler-lock:hotline-urgent", "rq:scheduler-lock:hotline")
+    conn.delete(*(f"rq:scheduler-lock:{q}" for q in QUEUES))
     assert steps(conn, fu_rt, tid) == ["first_response"]
 
     later(clock, conn, minutes=6)  # a new worker, after the restart

@@ -12,7 +12,7 @@ import requests
 
 from bot.config import ROOT
 from tests import conftest
-from tests.conftest import free_port, wait_for
+from tests.conftest import QUEUES, free_port, wait_for
 from tests.test_metrics import samples
 from web.simulate import post_signed, twilio_sms_params
 
@@ -72,7 +72,7 @@ def test_two_web_workers_and_a_worker_process_add_to_one_total(service, tmp_path
 
     worker = subprocess.run(
         [str(BIN / "rq"), "worker", "--burst", "--worker-class", "rq.SimpleWorker",
-         "--url", env["REDIS_URL"], "hotline-urgent", "hotline-replies", "hotline"],
+         "--url", env["REDIS_URL"], *QUEUES],
         cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
 

@@ -76,12 +76,16 @@ def redis_line(cfg: Config) -> Line:
     return Line(True, f"redis    {where} answers")
 
 
+def _without_credentials(cfg: Config, local: str, missing: str) -> list[Line]:
+    """No credentials: fine in local mode (the local adapter says where it keeps things)."""
+    return [Line(True, f"{local} ({cfg.local_db})")] if cfg.local_mode else [Line(False, missing)]
+
+
 def desk_lines(cfg: Config, desk) -> list[Line]:
     """Which desk, and for Zendesk: the API user is a real agent or admin."""
     if not cfg.has_zendesk:
-        return [Line(True, f"desk     local ({cfg.local_db})")] if cfg.local_mode else \
-            [Line(False, "desk     no Zendesk credentials (ZENDESK_SUBDOMAIN, ZENDESK_EMAIL, "
-                         "ZENDESK_API_TOKEN)")]
+        return _without_credentials(cfg, "desk     local", "desk     no Zendesk credentials "
+                                    "(ZENDESK_SUBDOMAIN, ZENDESK_EMAIL, ZENDESK_API_TOKEN)")
     name = f"Zendesk {cfg.zendesk_subdomain}.zendesk.com as {cfg.zendesk_email}"
     try:
         user = desk.api_user()
@@ -100,9 +104,9 @@ def desk_lines(cfg: Config, desk) -> list[Line]:
 def phone_lines(cfg: Config, client) -> list[Line]:
     """Which phone, and for Twilio: the account answers and the sender belongs to it."""
     if not cfg.has_twilio:
-        return [Line(True, f"phone    local outbox ({cfg.local_db})")] if cfg.local_mode else \
-            [Line(False, "phone    no Twilio credentials (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
-                         "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID)")]
+        return _without_credentials(cfg, "phone    local outbox", "phone    no Twilio credentials "
+                                    "(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER or "
+                                    "TWILIO_MESSAGING_SERVICE_SID)")
     name = f"Twilio {cfg.twilio_account_sid}"
     try:
         account = client.api.v2010.accounts(cfg.twilio_account_sid).fetch()
