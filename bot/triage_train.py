@@ -7,7 +7,7 @@ seed, and the file written (`config/triage-model.json`) holds numbers rounded to
 - Features: TF-IDF on the normalised text (`bot.triage.normalise`), character
   2–5-grams within words and word 1–2-grams, each seen in at least two messages.
 - Two logistic regressions on them: emergency vs the rest, safety vs the rest
-  (C = 3, class-balanced).
+  (C = 30, class-balanced).
 - Thresholds (`low` vetoes a lone keyword hit, `high` alone makes the category):
   5-fold cross-validation on the training corpus alone, repeated `REPEATS` times
   with different shuffles, gives every message `REPEATS` scores from models that
@@ -15,38 +15,41 @@ seed, and the file written (`config/triage-model.json`) holds numbers rounded to
   scores together (`bot.triage.combine`) give an out-of-fold recall and false-alarm
   rate, averaged over the repeats. Emergency first, then safety:
   1. a veto cap: `low` at most the highest value at which vetoes lose no more than
-     `VETO_MISS` (0.5 %) of the texts of the target that a rule catches, out of fold;
+     `VETO_MISS` (2 %) of the texts of the target that a rule catches, out of fold;
   2. the recall target: only pairs whose recall is at least `RECALL` (95 % emergency,
      90 % safety: the targets) — or, if none is, the best recall;
   3. then the false-alarm cap: among those, if some keep false alarms at or under
-     `MAX_FALSE` (4 %), the best recall − ½ false-alarm rate of them; if none does,
+     `MAX_FALSE` (3 %), the best recall − ½ false-alarm rate of them; if none does,
      the fewest false alarms;
   4. among ties the lowest `low`, then the lowest `high`.
-  Until issue 12c the cap came first (the best recall − ½ false alarms under 4 %, one
-  5-fold split). Hard negatives in the corpus (decoys that hit a keyword) then use up the
-  false-alarm budget and push `low` up until vetoes cost emergencies: on the 1,363-text
-  corpus it picks low 0.58, high 0.70 for 85 % out-of-fold recall. The corpus was mostly
-  grown with what the rules miss and with decoys that fool them, so among its texts with a
-  keyword, decoys abound and the model learns to score short plain keyword texts low ("my
-  dog was hit by a car" 0.18): with recall first alone, `low` 0.31 vetoed that one. Leave-
-  one-batch-out cross-validation (`python -m bench.triage_cv`: train on all batches of the
-  corpus but one, pick thresholds by this same procedure inside, score the batch left out)
-  chose the rest. Emergency recall / false urgent / emergencies lost to a veto, over the
-  batches left out: cap first 86.7 % / 4.8 % / 27; recall first 95.6 % / 9.8 % / 7 (4 of
-  them in the plain issue 4 batch, where vetoes stopped no false alarm at all); with the
-  veto cap at 0.25 % or 0.5 % 95.5 % / 11.6 % / 3, at 1 % 95.5 % / 11.5 % / 4. A recall
-  target of 94 % gives 94.8 %, 96 % gives 96.1 % for 12.3 % false urgent. Most false alarms
-  are in the decoy-heavy issue 12 batches (1.5–2.3 % in the two older ones). C (1–30),
-  min_df (1–3), the n-gram ranges and the class weights changed the figures by a point at
-  most: they stay as they were. One 5-fold split's thresholds swing by ±0.1 with its
-  seed; three repeats by ±0.03.
+  History. Until issue 12c the cap came first (the best recall − ½ false alarms under 4 %):
+  on the decoy-heavy 1,363-text corpus of then it picked `low` 0.58 for 85 % out-of-fold
+  recall. Issue 12c put recall first, with the veto cap at 0.5 %, because the model scored
+  short plain keyword texts low ("my dog was hit by a car" 0.18) and vetoed them: out of
+  fold 95 % recall for 10 % false urgent, and 11 % false urgent on the blind holdout4.
+  A learning curve then showed the model short of data (out-of-fold false urgent at 95 %
+  recall 19.8 / 14.8 / 12.0 / 9.8 % on 40 / 60 / 80 / 100 % of the corpus), and the fourth
+  pass grew the corpus to 6,812 texts (see its section comments). On its first 6,041, C = 3,
+  the best out-of-fold recall for false urgent at most 3 % / 4 %: veto cap 0.5 % (`low` at
+  most 0.25) no pair / 95.1 %; 2 % (0.49) 97.1 / 97.8 %; no cap the same as 2 %. So the cap is
+  2 %: it binds only where the model is sure. C 3 / 10 / 30 on the same texts: 97.1 / 97.5 /
+  97.8 % recall at 3 % false urgent, 95.4 / 96.1 / 96.5 % at 2 %: C = 30. The false-alarm cap
+  went from 4 % to 3 %: it trades under a point of recall for a point of false urgent, and
+  leaves both targets a margin.
+  min_df (1–3), word 1–3-grams, whole-text character n-grams, NB-weighted features and
+  negation marks on the word n-grams changed out-of-fold figures for the worse, or by less
+  than the spread between repeats: they stay out. One 5-fold split's thresholds swing by
+  ±0.1 with its seed; three repeats by ±0.03.
   No held-out set is read here.
 
 Needs scikit-learn (requirements-dev.txt); the service does not.
 """
 from __future__ import annotations
 
+import re
 import sys
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -61,7 +64,7 @@ MODEL = ROOT / "config" / "triage-model.json"
 SEED = 12
 FOLDS = 5
 REPEATS = 3  # 5-fold CV with seeds SEED, SEED + 1, SEED + 2 (see the docstring)
-C = 3.0
+C = 30.0
 MIN_DF = 2
 CHAR = (2, 5)
 WORD = (1, 2)
@@ -71,9 +74,9 @@ GRID = [round(i / 100, 2) for i in range(2, 99)]
 RECALL = {"emergency": 0.95, "safety": 0.90}
 # Out-of-fold false alarms allowed, second (the target is 5 %; the margin is for
 # texts unlike the corpus).
-MAX_FALSE = {"emergency": 0.04, "safety": 0.04}
+MAX_FALSE = {"emergency": 0.03, "safety": 0.03}
 # Out-of-fold texts of the target that a rule catches and a veto may lose, at most (a share).
-VETO_MISS = 0.005
+VETO_MISS = 0.02
 
 
 def corpus(path: Path = CORPUS) -> list[dict]:
@@ -232,9 +235,23 @@ def cross_validated(hits: list, runs: list[dict], labels: list[str], thresholds:
 
 
 def known_words(texts: list[str]) -> list[str]:
-    """Every word of the corpus: the only words the why may name (no customer's name
-    or number reaches a note or a job's arguments unless the corpus has it too)."""
-    return sorted({w for t in texts for w in TOKEN.findall(normalise(t)) if not w.isdigit()})
+    """The corpus's words that the why may name: no customer's name or number reaches a note
+    or a job's arguments unless the corpus has it too, as a word. Nor do the names the corpus
+    itself uses: a word it writes capitalised inside a sentence more than once and more often
+    than in lower case ("Biscuit got out", "Marcus, the walker") is left out. A name the corpus
+    only writes in lower case, or that is also a word ("buddy", "peanut"), may still be said."""
+    lower, capital = Counter(), Counter()
+    for text in texts:
+        plain = unicodedata.normalize("NFKD", text)
+        plain = "".join(c for c in plain if not unicodedata.combining(c))
+        for sentence in re.split(r"[.!?¡¿\n]+", plain):
+            for k, word in enumerate(re.findall(r"(?u)\b\w\w+\b", sentence)):
+                if word.islower():
+                    lower[normalise(word)] += 1
+                elif k and word[0].isupper() and not word.isupper():
+                    capital[normalise(word)] += 1
+    words = {w for t in texts for w in TOKEN.findall(normalise(t)) if not w.isdigit()}
+    return sorted(w for w in words if capital[w] < 2 or lower[w] >= capital[w])
 
 
 def export(models: dict, thresholds: dict, meta: dict, texts: list[str]) -> dict:

@@ -1,11 +1,13 @@
 """Triage (issue 4): the rules on the labelled corpus, negation, languages, odd input,
 and a broken rule refused at start with its line."""
+import dataclasses
+
 import pytest
 import yaml
 
 from bot.config import ROOT
 from bot.settings import SettingsError, load_settings
-from bot.triage import normalise, parse
+from bot.triage import Triage, any_of, compile_pattern, normalise, parse
 from bot.triage_report import CORPUS, HOLDOUT, HOLDOUT3, held_out_sets
 
 SETTINGS = load_settings(ROOT / "config" / "settings.yaml")
@@ -26,6 +28,33 @@ def decide(text):
     ("need an ER vet now", "emergency", "urgent"),
     ("mi perro se escapó del paseador", "emergency", "urgent"),
     ("está sangrando mucho", "emergency", "urgent"),
+    # Terse plain words, with the model beside the rules: a veto must never take one of these
+    # (a probe found "I lost my dog", "my dog was attacked" and "atropellaron a mi perro" vetoed
+    # after the corpus grew for issue 12's fourth pass; none of these texts is in the corpus).
+    ("our cat was hit by a car", "emergency", "urgent"),
+    ("my dog was hit by a car", "emergency", "urgent"),
+    ("dog hit by a truck", "emergency", "urgent"),
+    ("my dog was attacked", "emergency", "urgent"),
+    ("a pitbull attacked my dog", "emergency", "urgent"),
+    ("the dog bit my son", "emergency", "urgent"),
+    ("I lost my dog", "emergency", "urgent"),
+    ("the walker lost my dog", "emergency", "urgent"),
+    ("cat got out and is gone", "emergency", "urgent"),
+    ("dog having a seizure", "emergency", "urgent"),
+    ("my cat is not breathing", "emergency", "urgent"),
+    ("my puppy is choking", "emergency", "urgent"),
+    ("my dog ate rat poison", "emergency", "urgent"),
+    ("dog ate grapes", "emergency", "urgent"),
+    ("dog left in a hot car", "emergency", "urgent"),
+    ("atropellaron a mi perro", "emergency", "urgent"),
+    ("mi perro fue atropellado", "emergency", "urgent"),
+    ("un perro atacó a mi perra", "emergency", "urgent"),
+    ("se perdió mi perro", "emergency", "urgent"),
+    ("el paseador perdió a mi perro", "emergency", "urgent"),
+    ("mi perra está convulsionando", "emergency", "urgent"),
+    ("mi gatita no respira", "emergency", "urgent"),
+    ("mi perro comió veneno para ratas", "emergency", "urgent"),
+    ("necesito veterinario de emergencia ahora", "emergency", "urgent"),
     ("the owner threatened me", "safety", "high"),
     ("el cliente me amenazó", "safety", "high"),
     ("how do I get reimbursed for the vet bill", "claim", "normal"),
@@ -38,12 +67,11 @@ def test_plain_words_and_common_misspellings(text, category, priority):
 
 
 # Known regression, kept visible (strict: the mark fails once they pass again). The rules do not
-# match these, but since the corpus grew (issue 12, third pass) the model alone scores them above
-# `high` (0.65 and 0.78 against 0.60). Keeping out-of-fold emergency recall at 95 % needs `high`
-# near 0.6; "ya no está sangrando" is above any `high` that keeps it over 85 % (the cap-first pick
-# of before gives 0.70 on this corpus, and fails it too). Tried, not adopted: C = 1 or 10 (no
-# change), negation marks on the word n-grams (cross-validation neutral; 0.43 and 0.64), twenty
-# more all-clear and negated-emergency training texts (0.59 and 0.72). For the lead to decide.
+# match these, but the model alone scores them above `high` (0.86 and 0.98 against 0.54 since the
+# fourth pass): in a text this short the keyword's own character n-grams outweigh the negation.
+# Tried: C from 1 to 30 (30 ships, for other reasons), negation marks on the word n-grams
+# (0.54 and 0.91; cross-validation neutral), twenty more all-clear and negated-emergency
+# training texts in issue 12c. For the lead to decide.
 MODEL_ALONE_ON_A_NEGATION = pytest.mark.xfail(strict=True, reason="the model alone scores it an emergency")
 
 
@@ -135,6 +163,33 @@ def test_cli_shows_the_decision_and_why(app):
     assert "scores    emergency 0." in out and "vetoes a rule below" in out
 
 
+def test_one_search_a_rule_finds_what_its_patterns_find_one_by_one():
+    """`any_of` is a quick look before each rule's patterns are tried in turn: over every corpus
+    text, each shipped rule matches (and reports) exactly what it does without it."""
+    texts = [normalise(e["text"]) for e in yaml.safe_load(CORPUS.read_text())]
+    rules = SETTINGS.triage.rules
+    assert all(rule.any_one is not None for rule in rules)
+    plain = []
+    for rule in rules:
+        copy = dataclasses.replace(rule)
+        object.__setattr__(copy, "any_one", None)
+        plain.append(copy)
+    found = [[Triage._matches(rule, t) for rule in rules] for t in texts]
+    assert found == [[Triage._matches(rule, t) for rule in plain] for t in texts]
+    assert sum(m is not None for row in found for m in row) > len(texts) / 2
+
+
+def test_patterns_that_cannot_share_one_search_are_tried_one_by_one():
+    numbered = (compile_pattern("re:(x)y"), compile_pattern(r"re:(a)b\1"))
+    named = (compile_pattern("re:(?P<n>x)"), compile_pattern("re:(?P<n>y)"))
+    assert any_of(numbered) is None and any_of(named) is None
+    rule = parse({"rules": [{"name": "r", "category": "emergency", "any": ["re:(x)y", r"re:(a)b\1"]}]})
+    assert rule.decide("aba").rule == "r"
+    # Rebuilt whenever a rule is copied with other patterns.
+    [shipped] = [r for r in SETTINGS.triage.rules if r.name == "not-breathing"]
+    assert dataclasses.replace(shipped, any=(compile_pattern("zorp"),)).any_one.search("zorp")
+
+
 def test_the_web_tiers_quick_look_finds_every_rule_emergency_and_errs_towards_urgency():
     """The queue is picked in the webhook by the emergency rules alone (no model): every text
     the rules file as an emergency jumps the queue; a keyword the model vetoes jumps it too,
@@ -143,8 +198,6 @@ def test_the_web_tiers_quick_look_finds_every_rule_emergency_and_errs_towards_ur
     texts = [e["text"] for e in yaml.safe_load(CORPUS.read_text())]
     by_rules = [t for t in texts if any(h.rule.category == "emergency" for h in triage.hits(normalise(t)))]
     assert by_rules and all(triage.may_be_emergency(t) for t in by_rules)
-    # A decoy of the corpus the model vetoes (SPEC 5's "lily bouquet ok?" is no longer vetoed:
-    # see SPEC_VETO_EXAMPLE in test_triage_model.py).
-    vetoed = "are lilies ok in a house with no pets? asking for a gift"
+    vetoed = "lily bouquet ok?"  # SPEC 5's example
     assert triage.may_be_emergency(vetoed) and decide(vetoed).category != "emergency"
     assert not triage.may_be_emergency("can I change the date of my booking?")

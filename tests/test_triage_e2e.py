@@ -1,6 +1,7 @@
 """Triage on real tickets (issue 4): priority, group, tags, the agent's summary note, the
 emergency reply and the on-call alert, raising (never lowering) priority, redaction."""
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -41,7 +42,7 @@ def test_emergency_ticket_is_urgent_routed_noted_answered_and_on_call_alerted(
     sent = {m["to"]: m["body"] for m in twilio.sent()}
     assert "specialist has been alerted" in sent[CUSTOMER] and f"#{ticket['id']}" in sent[CUSTOMER]
     why = shipped.settings.triage.decide("my dog got hit by a car and is bleeding!!").why
-    assert why.startswith('rule "injury" matched "hit by a car"; emergency score 0.')
+    assert re.match(r'rule "injury" matched "hit by a car"; emergency score [01]\.\d\d; ', why), why
     assert "bleeding" in why.split("words that weighed most: ")[1].split(", ") and why in summary
     assert sent[ON_CALL] == (f"URGENT Hotline case #{ticket['id']} (emergency): {why}. "
                              f"Open it now: https://acme.zendesk.com/agent/tickets/{ticket['id']}")
@@ -148,7 +149,7 @@ def test_an_emergency_only_the_model_sees_is_urgent_with_the_score_and_words_on_
     [ticket] = zendesk.all("ticket")
     assert ticket["priority"] == "urgent" and "hotline_emergency" in ticket["tags"]
     [summary] = [c["body"] for c in zendesk.comments(ticket["id"]) if not c["public"]]
-    assert "emergency score 0." in summary and "is at or above" in summary
+    assert re.search(r"emergency score [01]\.\d\d is at or above", summary), summary
     words = summary.split("words that weighed most: ")[1].split("\n")[0].split(", ")
     assert "rattler" in words and "biscuit" not in summary.lower()
     assert any(m["to"] == ON_CALL for m in twilio.sent())
@@ -158,8 +159,7 @@ def test_an_emergency_only_the_model_sees_is_urgent_with_the_score_and_words_on_
 
 
 @pytest.mark.parametrize("body, matched", [
-    # SPEC 5's example, no longer vetoed since issue 12c (see SPEC_VETO_EXAMPLE in test_triage_model.py).
-    pytest.param("lily bouquet ok?", "lily", marks=pytest.mark.xfail(strict=True, reason="scored above `low`")),
+    ("lily bouquet ok?", "lily"),  # SPEC 5's example
     ("are lilies ok in a house with no pets? asking for a gift", "lilies"),  # a decoy of the corpus
 ])
 def test_a_lone_keyword_the_model_vetoes_opens_a_normal_ticket_saying_so(client, conn, shipped, zendesk, twilio,

@@ -50,20 +50,21 @@ def test_the_scorer_matches_scikit_learn_predict_proba_on_the_corpus(trained):
 def test_corpus_meets_the_targets_with_rules_and_model():
     result = evaluate(SETTINGS.triage, load_corpus(CORPUS))
     assert result["emergency_recall"] >= 0.95, result["misses"]
-    # The 5 % target is not met (5.6 % since the greetings were added: issue 12 stays open);
-    # this bound catches a retrain that does worse.
-    assert result["false_urgent_rate"] <= 0.06, result["misses"]
+    assert result["false_urgent_rate"] <= 0.05, result["misses"]
     assert result["safety_recall"] >= 0.90, result["misses"]
 
 
 @pytest.mark.parametrize("path, recall, false_urgent, safety", [
-    # Floors, not targets, kept from before issue 12c (then 97.6 % / 1.7 % / 100 % and 89.2 % /
-    # 3.3 % / 87.1 %; after it: 97.6 % / 3.4 % / 100 % and 96.9 % / 4.4 % / 96.8 %).
+    # Floors, not targets: a retrain that does worse fails. Figures since issue 12's fourth pass
+    # (6,812 training texts): holdout2 97.6 % / 1.7 % / 100 %, holdout3 96.9 % / 2.2 % / 90.3 %,
+    # holdout4 97.1 % / 3.1 % / 92.5 % (95.7 % / 9.4 % / 90.0 % when it was written).
     (HOLDOUT, 0.95, 0.05, 0.90),
-    (HOLDOUT3, 0.87, 0.05, 0.85),
-    # The blind set (issue 12): 95.7 % / 9.4 % / 90.0 % on the model frozen for it, 97.1 % /
-    # 11.0 % / 90.0 % after the greetings were added; its false-urgent target (5 %) is not met.
-    (FIXTURES / "holdout4.yaml", 0.94, 0.12, 0.875),
+    (HOLDOUT3, 0.93, 0.05, 0.87),
+    (FIXTURES / "holdout4.yaml", 0.95, 0.06, 0.875),
+    # The blind set of the fourth pass, measured once on the model frozen for it (its file's
+    # header says which) and again on the shipped one: 100 % (70/70) / 1.6 % (2/127) / 97.5 %
+    # (39/40) both times. The targets are the floors.
+    (FIXTURES / "holdout5.yaml", 0.95, 0.05, 0.90),
 ])
 def test_held_out_sets_stay_above_honest_floors(path, recall, false_urgent, safety):
     corpus = load_corpus(path)
@@ -80,7 +81,7 @@ HELD_OUT = sorted(held_out_sets(), key=lambda p: (held_out_number(p), p.name))
 
 
 def test_every_held_out_set_is_there():
-    assert [p.name for p in HELD_OUT][:3] == ["holdout2.yaml", "holdout3.yaml", "holdout4.yaml"]
+    assert [p.name for p in HELD_OUT][:4] == ["holdout2.yaml", "holdout3.yaml", "holdout4.yaml", "holdout5.yaml"]
 
 
 @pytest.mark.parametrize("path", HELD_OUT, ids=lambda p: p.name)
@@ -97,18 +98,13 @@ def test_issue_12_held_out_sets_are_big_enough_and_a_fifth_spanish(path):
     assert len(held) >= 150 and sum(m["lang"] == "es" for m in held) / len(held) >= 0.20
 
 
-# SPEC 5's own example of a veto. Since issue 12c the model scores it 0.28 and "my dog was hit by
-# a car" 0.19: no `low` vetoes the one and not the other, and vetoes are now kept low (a veto may
-# lose at most 0.5 % of the emergencies a rule catches, out of fold: `low` 0.15). For the lead.
-SPEC_VETO_EXAMPLE = pytest.mark.xfail(strict=True, reason="scored 0.28 since issue 12c, above the veto threshold")
 # A decoy of the corpus that the model vetoes: the same path, kept tested.
 VETOED = "are lilies ok in a house with no pets? asking for a gift"
 
 
 @pytest.mark.parametrize("text, category, why", [
     # A low score vetoes a lone keyword hit.
-    pytest.param("lily bouquet ok?", "general", 'rule "poison" matched "lily" but was vetoed: emergency score',
-                 marks=SPEC_VETO_EXAMPLE),
+    ("lily bouquet ok?", "general", 'rule "poison" matched "lily" but was vetoed: emergency score'),
     (VETOED, "general", 'rule "poison" matched "lilies" but was vetoed: emergency score'),
     ("if a dog had a seizure what would they do", "general", 'rule "hypothetical-or-all-clear"'),
     # A high score alone makes an emergency.
@@ -116,7 +112,12 @@ VETOED = "are lilies ok in a house with no pets? asking for a gift"
     ("rattler got him on the snout", "emergency", "is at or above"),
     # Never vetoed, whatever the score.
     ("he's not breathing", "emergency", 'rule "not-breathing" matched "not breathing" (never vetoed)'),
-    ("the dog bit the sitter", "emergency", "(never vetoed)"),
+    # Words that say an attack happened are never vetoed (issue 12, fourth pass: the model
+    # scores this terse text low); others may be, and a playful bite is.
+    ("my dog was attacked", "emergency", 'rule "attacked-or-bitten" matched "was attacked" (never vetoed)'),
+    ("the dog bit the sitter", "emergency", 'rule "bite-or-attack" matched "bit the sitter"; emergency score'),
+    ("my puppy bit my sleeve playing tug, so cute", "general",
+     'rule "bite-or-attack" matched "bit my" but was vetoed: emergency score'),
     # A safety word does not mask an emergency in the same text.
     ("left my pug in the hot car, he's limp", "emergency", 'rule "pet-left-in-danger"'),
     ("the owner threatened me and then his dog bit my hand", "emergency", 'rule "bite-or-attack"'),
@@ -128,6 +129,15 @@ VETOED = "are lilies ok in a house with no pets? asking for a gift"
 def test_rules_and_scores_combine(text, category, why):
     decision = SETTINGS.triage.decide(text)
     assert decision.category == category and why in decision.why, decision.why
+
+
+def test_the_why_never_names_a_name_the_corpus_uses_but_names_a_drug():
+    known = set(SETTINGS.triage.model.known)
+    # Pet and people names the corpus writes as names; words of the same texts stay.
+    assert not {"biscuit", "luna", "marcus", "bandit"} & known
+    assert {"advil", "ill", "dog", "bleeding", "rattler"} <= known
+    decision = SETTINGS.triage.decide("Biscuit ate a bottle of advil")
+    assert decision.category == "emergency" and "biscuit" not in decision.why.lower()
 
 
 def test_why_names_the_score_and_the_words_that_weighed_most_but_never_a_name():
