@@ -31,6 +31,7 @@ from collections import Counter
 import numpy as np
 import yaml
 
+from bot import triage_model
 from bot import triage_train as tt
 from bot.triage import combine, normalise
 from bot.triage_report import CORPUS
@@ -55,6 +56,13 @@ def batches(path=CORPUS) -> dict[str, str]:
         chunk.append(line)
     flush()
     return out
+
+
+def batch_splits(texts: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(batch, the other batches' indexes, its own indexes) for each batch, in corpus order."""
+    of = batches()
+    group = np.array([of[t] for t in texts])
+    return [(g, np.flatnonzero(group != g), np.flatnonzero(group == g)) for g in dict.fromkeys(of.values())]
 
 
 def cap_first(recall, false, target, allowed=None):
@@ -99,9 +107,7 @@ def run(stratified: bool = False) -> None:
         splits = [(f"fold {k + 1}", tr, te) for k, (tr, te) in enumerate(
             StratifiedKFold(5, shuffle=True, random_state=tt.SEED + 100).split(texts, labels))]
     else:
-        of = batches()
-        group = np.array([of[t] for t in texts])
-        splits = [(g, np.flatnonzero(group != g), np.flatnonzero(group == g)) for g in dict.fromkeys(of.values())]
+        splits = batch_splits(texts)
     totals = {way: Counter() for way in WAYS}
     per = {way: [] for way in WAYS}
     for name, train, test in splits:
@@ -111,17 +117,7 @@ def run(stratified: bool = False) -> None:
         scores = {t: models[t].predict_proba(sub(texts, test))[:, 1] for t in tt.TARGETS}
         for way, settings in WAYS.items():
             th = thresholds(settings, sub(hits, train), runs, sub(labels, train), triage.default)
-            c = Counter()
-            for k, i in enumerate(test):
-                choice = combine(hits[i], {t: float(scores[t][k]) for t in tt.TARGETS}, th, triage.default)
-                got, want = choice.category, labels[i]
-                c["vetoed"] += want == "emergency" and got != "emergency" and choice.vetoed_target == "emergency"
-                c["emergencies"] += want == "emergency"
-                c["caught"] += want == "emergency" and got == "emergency"
-                c["others"] += want != "emergency"
-                c["false"] += want != "emergency" and got == "emergency"
-                c["safety"] += want == "safety"
-                c["safety caught"] += want == "safety" and got == "safety"
+            c = tally(hits, labels, test, scores, th, triage.default)
             totals[way].update(c)
             per[way].append(f"{name}: {c['caught']}/{c['emergencies']}, {c['false']}/{c['others']}, "
                             f"{c['vetoed']} vetoed (low {th['emergency']['low']:.2f}, "
@@ -137,32 +133,38 @@ def run(stratified: bool = False) -> None:
             print(f"{'':<54}{line}")
 
 
+def tally(hits, labels, test, scores, thresholds, default) -> Counter:
+    """The counts for the texts `test` (indexes), scored `scores` (one array a target, in the
+    order of `test`), decided at `thresholds`."""
+    c = Counter()
+    for k, i in enumerate(test):
+        choice = combine(hits[i], {t: float(scores[t][k]) for t in tt.TARGETS}, thresholds, default)
+        got, want = choice.category, labels[i]
+        c["vetoed"] += want == "emergency" and got != "emergency" and choice.vetoed_target == "emergency"
+        c["emergencies"] += want == "emergency"
+        c["caught"] += want == "emergency" and got == "emergency"
+        c["others"] += want != "emergency"
+        c["false"] += want != "emergency" and got == "emergency"
+        c["safety"] += want == "safety"
+        c["safety caught"] += want == "safety" and got == "safety"
+    return c
+
+
 def shipped() -> None:
     """Each batch left out in turn, scored by a model trained on the rest, at the thresholds
     the shipped model file has (no threshold picking inside: 2 minutes, not an hour). What the
     README's "each writing batch left out" row says."""
-    import json
-
     triage = tt.rules(tt.ROOT / "config" / "settings.yaml")
-    thresholds = json.loads(tt.MODEL.read_text(encoding="utf-8"))["thresholds"]
+    thresholds = triage_model.load(tt.MODEL).thresholds
     items = tt.corpus()
     texts, labels = [m["text"] for m in items], [m["category"] for m in items]
-    of = batches()
-    group = np.array([of[t] for t in texts])
+    hits = [triage.hits(normalise(t)) for t in texts]
     total = Counter()
     print(f"each batch left out, thresholds as shipped {thresholds}; {len(texts)} texts")
-    for name in dict.fromkeys(of.values()):
-        test, train = np.flatnonzero(group == name), np.flatnonzero(group != name)
+    for name, train, test in batch_splits(texts):
         models = tt.fit([texts[i] for i in train], [labels[i] for i in train])
         scores = {t: models[t].predict_proba([texts[i] for i in test])[:, 1] for t in tt.TARGETS}
-        c = Counter()
-        for k, i in enumerate(test):
-            got = combine(triage.hits(normalise(texts[i])), {t: float(scores[t][k]) for t in tt.TARGETS},
-                          thresholds, triage.default).category
-            want = labels[i]
-            c.update({"emergencies": want == "emergency", "caught": want == got == "emergency",
-                      "others": want != "emergency", "false": want != "emergency" and got == "emergency",
-                      "safety": want == "safety", "safety caught": want == got == "safety"})
+        c = tally(hits, labels, test, scores, thresholds, triage.default)
         total.update(c)
         print(f"  {name:<46} {len(test):5} texts  emergency recall {c['caught']}/{c['emergencies']}  "
               f"false urgent {c['false']}/{c['others']}  safety {c['safety caught']}/{c['safety']}", flush=True)

@@ -1,13 +1,12 @@
 """Triage on real tickets (issue 4): priority, group, tags, the agent's summary note, the
 emergency reply and the on-call alert, raising (never lowering) priority, redaction."""
-import dataclasses
 import re
 
 import pytest
 import yaml
 
-from bot import keys, runtime
-from tests.conftest import run_jobs
+from bot import keys
+from tests.conftest import run_jobs, shipped_runtime
 from tests.test_conversation_e2e import CUSTOMER, text
 
 ON_CALL = "+15005550009"
@@ -16,13 +15,9 @@ ON_CALL = "+15005550009"
 @pytest.fixture
 def shipped(config, conn, tmp_path, monkeypatch):
     """The shipped settings (rules, on-call number), with emergency routed to group 360."""
-    data = yaml.safe_load(config.settings_path.read_text())
-    data["triage"]["categories"]["emergency"]["group_id"] = 360
-    path = tmp_path / "shipped.yaml"
-    path.write_text(yaml.safe_dump(data))
-    built = runtime.build(dataclasses.replace(config, settings_path=path))
-    monkeypatch.setattr(runtime, "get", lambda: built)
-    return built
+    triage = yaml.safe_load(config.settings_path.read_text())["triage"]
+    triage["categories"]["emergency"]["group_id"] = 360
+    return shipped_runtime(config, tmp_path, monkeypatch, triage=triage)
 
 
 def test_emergency_ticket_is_urgent_routed_noted_answered_and_on_call_alerted(
